@@ -1,0 +1,3 @@
+from pyvrrpd.cli import main
+
+raise SystemExit(main())
