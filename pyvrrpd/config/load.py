@@ -1,0 +1,58 @@
+"""One call from a file name to a checked model: read -> parse -> build.
+
+This is the only entry point the CLI and the daemon use; reload uses it too, so
+a config that ``--check-config`` accepts is exactly the config the daemon runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pyvrrpd.config.diagnostics import Diagnostic, Severity, sort_key
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    config: object | None  # model.Config, None when the file could not be read at all
+    diagnostics: tuple[Diagnostic, ...]
+    lines: tuple = ()  # lexer.Line, for --dump
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for d in self.diagnostics if d.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+
+def load(
+    path: str,
+    *,
+    config_id: str | None = None,
+    host_checks: bool = True,
+    strict: bool = False,
+    include_check: str | None = None,
+) -> Loaded:
+    from pyvrrpd.config.build import LocalHost, build
+    from pyvrrpd.config.lexer import read_config
+    from pyvrrpd.config.parser import parse
+
+    lines, diags = read_config(path, config_id=config_id, include_check=include_check)
+    root, parse_diags = parse(lines)
+    diags.extend(parse_diags)
+    config, build_diags = build(root, host=LocalHost() if host_checks else None)
+    diags.extend(build_diags)
+    if strict:
+        diags = [
+            replace(d, severity=Severity.ERROR, notes=d.notes + ("a warning, made an error by --strict",))
+            if d.severity is Severity.WARNING
+            else d
+            for d in diags
+        ]
+    diags.sort(key=sort_key)
+    return Loaded(config, tuple(diags), tuple(lines))
