@@ -12,14 +12,11 @@ IPV6_MULTICAST_ALL = 29
 
 # <linux/if_ether.h>
 ETH_P_ALL = 0x0003
-ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 
-# <linux/socket.h>, <linux/if_packet.h>
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
+# <asm-generic/socket.h>
+SO_RCVBUFFORCE = 33
 
 # <linux/sockios.h>
 SIOCGIFFLAGS = 0x8913
@@ -32,10 +29,12 @@ IFNAMSIZ = 16
 # <linux/if_addr.h>
 IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
 # <linux/if_link.h>
-MACVLAN_MODE_BRIDGE = 4
 IN6_ADDR_GEN_MODE_RANDOM = 3
 # <linux/rtnetlink.h>
+RTNH_F_ONLINK = 0x04
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_SITE = 200
 RT_SCOPE_LINK = 253

@@ -1,0 +1,288 @@
+"""Network-namespace lab for tests, the demo and benchmarks (see reference/test-environment.md §3).
+
+    with Lab({"d1": 11, "d2": 12}, workdir=tmp_path) as lab:
+        lab.run("d1", ["ip", "-br", "addr"])
+        proc = lab.spawn("d2", ["sleep", "5"], tmp_path / "sleep.log")
+
+Topology: namespace `<prefix>-lan` holds bridge br0; every node namespace `<prefix>-<node>` has an
+interface `lan0` (a veth created inside the lan namespace, its peer moved straight into the node) with
+198.51.100.H/24 and 2001:db8:1::H/64 (nodad), H being the node's host number. Nothing is ever created in
+the root namespace. The prefix is unique per run (pv<pid>), the lab refuses to start if any of its
+namespace names already exists, and tear-down — also on errors and KeyboardInterrupt — kills only the
+processes it started or that live in its namespaces (by PID), then deletes its namespaces, nodes first.
+
+The lab may run `ip`; the daemon never does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SUBNET4 = "198.51.100"
+SUBNET6 = "2001:db8:1:"
+IFNAME = "lan0"
+NODE_SYSCTLS = (
+    "net.ipv6.conf.all.accept_dad=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.all.accept_ra=0",
+    "net.ipv6.conf.default.accept_ra=0",
+    "net.ipv4.conf.all.arp_ignore=0",
+    "net.ipv6.conf.all.keep_addr_on_down=1",
+)
+# Daemons get a private mount namespace: the console bound to /dev/null (no /dev/log here, so syslog
+# users with LOG_CONS would write every line to the slow serial console) and a private /run.
+DAEMON_WRAPPER = (
+    "unshare", "-m", "--propagation", "private", "sh", "-c",
+    'mount --bind /dev/null /dev/console 2>/dev/null; mount -t tmpfs tmpfs /run && exec "$@"', "sh",
+)
+COMMAND_TIMEOUT = 10.0
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Poll `condition` until it returns something truthy; bounded in time and in number of polls."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 1):
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def existing_namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                         check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+class Lab:
+    """A bridge namespace plus one namespace per node. A context manager; `close()` always tears down."""
+
+    def __init__(self, nodes: Mapping[str, int], *, workdir: Path, prefix: str | None = None) -> None:
+        for node, host in nodes.items():
+            if not (node.isalnum() and len(node) <= 6 and 1 <= host <= 254):
+                raise LabError(f"bad node {node!r}/{host}: names are <= 6 alphanumerics, hosts 1-254")
+        self.nodes = dict(nodes)
+        self.prefix = prefix or f"pv{os.getpid()}"
+        self.workdir = Path(workdir)
+        self.lan = f"{self.prefix}-lan"
+        self._created: list[str] = []
+        self._procs: list[subprocess.Popen] = []
+
+    # -- addressing ----------------------------------------------------------------------------
+
+    def ns(self, node: str) -> str:
+        """Namespace name of `node`."""
+        if node not in self.nodes:
+            raise LabError(f"unknown node {node!r}")
+        return f"{self.prefix}-{node}"
+
+    def ipv4(self, node: str) -> str:
+        return f"{SUBNET4}.{self.nodes[node]}"
+
+    def ipv6(self, node: str) -> str:
+        return f"{SUBNET6}:{self.nodes[node]}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def start(self) -> None:
+        names = [self.lan] + [self.ns(n) for n in self.nodes]
+        clash = existing_namespaces() & set(names)
+        if clash:
+            raise LabError(f"namespaces already exist, refusing to touch them: {sorted(clash)}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._add_namespace(self.lan)
+        self._ip(["-n", self.lan, "link", "add", "br0", "type", "bridge", "stp_state", "0",
+                  "forward_delay", "0", "mcast_snooping", "0"])
+        self._ip(["-n", self.lan, "link", "set", "br0", "up"])
+        for node, host in self.nodes.items():
+            ns = self.ns(node)
+            self._add_namespace(ns)
+            self._ip(["-n", self.lan, "link", "add", f"p-{node}", "type", "veth", "peer", "name", IFNAME,
+                      "netns", ns])
+            self._ip(["-n", self.lan, "link", "set", f"p-{node}", "master", "br0", "up"])
+            self._ip(["-n", ns, "link", "set", IFNAME, "up"])
+            self._ip(["-n", ns, "addr", "add", f"{SUBNET4}.{host}/24", "dev", IFNAME])
+            self._ip(["-n", ns, "addr", "add", f"{SUBNET6}:{host}/64", "dev", IFNAME, "nodad"])
+
+    def _add_namespace(self, ns: str) -> None:
+        self._ip(["netns", "add", ns])
+        self._created.append(ns)
+        _check(["ip", "netns", "exec", ns, "sysctl", "-qw", *NODE_SYSCTLS])
+        self._ip(["-n", ns, "link", "set", "lo", "up"])
+
+    def close(self) -> None:
+        """Kill what runs in the lab (TERM, ~1 s, KILL; by PID only) and delete its namespaces."""
+        nodes_first = [ns for ns in self._created if ns != self.lan] + [ns for ns in self._created if ns == self.lan]
+        pids = {p.pid for p in self._procs if p.poll() is None}
+        for ns in nodes_first:
+            pids |= self._netns_pids(ns)
+        _signal_all(pids, signal.SIGTERM)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(_alive(pid, self._procs) for pid in pids):
+            time.sleep(0.02)
+        for ns in nodes_first:
+            pids |= self._netns_pids(ns)
+        _signal_all({pid for pid in pids if _alive(pid, self._procs)}, signal.SIGKILL)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        for ns in nodes_first:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=COMMAND_TIMEOUT)
+        self._created = [ns for ns in self._created if ns in existing_namespaces()]
+        self._procs.clear()
+        if self._created:
+            raise LabError(f"could not delete namespaces {self._created}")
+
+    @staticmethod
+    def _netns_pids(ns: str) -> set[int]:
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                             timeout=COMMAND_TIMEOUT).stdout
+        return {int(word) for word in out.split() if word.isdigit()}
+
+    # -- running things in nodes ---------------------------------------------------------------
+
+    def run(self, node: str, argv: Sequence[str], *, check: bool = True,
+            timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
+        """Run a command in `node` and wait for it (bounded); stdout/stderr captured as text."""
+        cmd = ["ip", "netns", "exec", self.ns(node), *argv]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise LabError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
+        return result
+
+    def spawn(self, node: str, argv: Sequence[str], log_file: Path, *, daemon: bool = False) -> subprocess.Popen:
+        """Start a process in `node`, stdout+stderr to `log_file`; tracked by PID for tear-down.
+
+        `daemon=True` runs it in a private mount namespace (console -> /dev/null, private /run).
+        """
+        cmd = ["ip", "netns", "exec", self.ns(node), *(DAEMON_WRAPPER if daemon else ()), *argv]
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._procs.append(proc)
+        return proc
+
+    def python(self, node: str, script: Path | str, *args: str, timeout: float = COMMAND_TIMEOUT,
+               check: bool = True) -> subprocess.CompletedProcess:
+        """Run a Python script with this interpreter (the project venv) inside `node`."""
+        return self.run(node, [sys.executable, str(script), *args], timeout=timeout, check=check)
+
+    def _ip(self, args: Sequence[str]) -> None:
+        _check(["ip", *args])
+
+
+# -- keepalived as a peer ----------------------------------------------------------------------
+
+@dataclass
+class KeepalivedPeer:
+    node: str
+    process: subprocess.Popen  # the parent (started with -n, so it is the process we spawned)
+    vrrp_pid: int  # the VRRP child, from the -r pid file: kill -9 this one to simulate a crash
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+KEEPALIVED_V2_CONF = """\
+global_defs {{
+    router_id {node}
+    vrrp_version 2
+}}
+vrrp_instance VI4 {{
+    state {state}
+    interface lan0
+    virtual_router_id {vrid}
+    priority {priority}
+    advert_int 1
+    virtual_ipaddress {{
+        {vip} dev lan0
+    }}
+}}
+"""
+
+
+def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0) -> KeepalivedPeer:
+    """Start keepalived 2.2.7 (VRRP only, foreground, console log) in `node` with its own pid files.
+
+    Files go to lab.workdir as keepalived-<node>.{conf,pid,vrrp.pid,log}.
+    """
+    base = lab.workdir / f"keepalived-{node}"
+    conf, pid_file, vrrp_pid_file, log = (Path(f"{base}{ext}") for ext in (".conf", ".pid", ".vrrp.pid", ".log"))
+    conf.write_text(config)
+    for stale in (pid_file, vrrp_pid_file):
+        stale.unlink(missing_ok=True)
+    argv = ["keepalived", "-n", "-l", "-D", "-P", "-f", str(conf), "-p", str(pid_file), "-r", str(vrrp_pid_file)]
+    process = lab.spawn(node, argv, log, daemon=True)
+
+    def vrrp_pid() -> int | None:
+        if process.poll() is not None:
+            raise LabError(f"keepalived in {node} exited {process.returncode}: {log.read_text(errors='replace')}")
+        text = vrrp_pid_file.read_text().strip() if vrrp_pid_file.exists() else ""
+        return int(text) if text.isdigit() else None
+
+    pid = wait_for(vrrp_pid, timeout=timeout, what=f"keepalived's VRRP pid file in {node}")
+    return KeepalivedPeer(node=node, process=process, vrrp_pid=pid, log=log)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _check(cmd: Sequence[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    if result.returncode != 0:
+        raise LabError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
+
+
+def _signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids - {0, 1, os.getpid()}:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int, procs: list[subprocess.Popen]) -> bool:
+    for proc in procs:
+        if proc.pid == pid:
+            return proc.poll() is None  # reaps our own children, so they do not linger as zombies
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """True unless the process is gone or a zombie (orphans may wait a while for init to reap them)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
