@@ -1,0 +1,602 @@
+"""Typed, immutable model of a keepalived 2.2.7 configuration.
+
+Everything here is plain data: frozen slotted dataclasses built by
+:func:`pyvrrpd.config.build.build`. Conventions:
+
+* every time is an ``int`` in microseconds (fields end in ``_us``);
+* every object carries ``span``, the place of the keyword (or value-block line)
+  it came from, so diagnostics and runtime logs can point at the config line;
+* defaults are keepalived 2.2.7's; values inherited from an outer block
+  (global_defs -> instance, virtual_server -> real_server -> checker) are
+  already resolved, so consumers never look outwards;
+* sequences are tuples, never lists.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+
+from pyvrrpd.config.diagnostics import Span
+
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
+SECOND = 1_000_000  # microseconds
+
+VRRP_MCAST_GROUP4 = IPv4Address("224.0.0.18")
+VRRP_MCAST_GROUP6 = IPv6Address("ff02::12")
+DEFAULT_PRIORITY = 100
+OWNER_PRIORITY = 255
+
+
+class State(enum.Enum):
+    MASTER = "MASTER"
+    BACKUP = "BACKUP"
+
+
+class AuthType(enum.Enum):
+    PASS = "PASS"
+    AH = "AH"
+
+
+class LbKind(enum.Enum):
+    """IPVS forwarding method (``lb_kind`` / ``lvs_method``)."""
+
+    NAT = "NAT"
+    DR = "DR"
+    TUN = "TUN"
+
+
+_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+@_frozen
+class Script:
+    """A command keepalived would fork: argv plus the account it runs as.
+
+    ``user``/``group`` are None when the default script user applies
+    (``script_user``, else ``keepalived_script`` if it exists, else root).
+    """
+
+    argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
+    span: Span
+
+
+@_frozen
+class Track:
+    """One ``track_interface``/``track_script``/``track_file``/... entry.
+
+    ``weight`` 0 means "a failure puts the instance in FAULT"; otherwise the
+    weight is added to (or with ``reverse`` subtracted from) the priority.
+    """
+
+    name: str
+    weight: int = 0
+    reverse: bool = False
+    span: Span
+
+
+@_frozen
+class VirtualAddress:
+    """A ``virtual_ipaddress``/``_excluded``/``static_ipaddress`` line."""
+
+    address: IPInterface  # address with prefix (default /32 or /128)
+    broadcast: IPv4Address | None = None
+    dev: str | None = None  # None: the instance's interface
+    scope: str | None = None
+    label: str | None = None
+    peer: IPInterface | None = None
+    home: bool = False
+    nodad: bool = False
+    mngtmpaddr: bool = False
+    noprefixroute: bool = False
+    autojoin: bool = False
+    no_track: bool = False
+    use_vmac: bool = False
+    preferred_lft: int | None = None  # seconds; None: kernel default (forever)
+    track_group: str | None = None
+    span: Span
+
+
+@_frozen
+class Route:
+    """A ``virtual_routes``/``static_routes`` line: ``ip route`` syntax, kept as words."""
+
+    words: tuple[str, ...]
+    family: int = 4
+    destination: IPInterface | None = None  # None for "default"
+    via: IPAddress | None = None
+    dev: str | None = None
+    table: str | None = None
+    no_track: bool = False
+    track_group: str | None = None
+    span: Span
+
+
+@_frozen
+class Rule:
+    """A ``virtual_rules``/``static_rules`` line: ``ip rule`` syntax, kept as words."""
+
+    words: tuple[str, ...]
+    family: int = 4
+    from_: IPInterface | None = None
+    to: IPInterface | None = None
+    table: str | None = None
+    preference: int | None = None
+    iif: str | None = None
+    oif: str | None = None
+    no_track: bool = False
+    track_group: str | None = None
+    span: Span
+
+
+# --------------------------------------------------------------------------- global_defs
+
+
+@_frozen
+class GlobalDefs:
+    router_id: str | None = None  # None: the host name
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_port: int = 25
+    smtp_helo_name: str | None = None
+    smtp_connect_timeout_us: int = 30 * SECOND
+    smtp_alert: bool | None = None
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    # VRRP defaults that instances inherit
+    vrrp_version: int = 2
+    vrrp_mcast_group4: IPv4Address = VRRP_MCAST_GROUP4
+    vrrp_mcast_group6: IPv6Address = VRRP_MCAST_GROUP6
+    vrrp_garp_master_delay_us: int = 5 * SECOND
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_master_refresh_us: int = 0
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_lower_prio_delay_us: int = 5 * SECOND  # = master delay unless set
+    vrrp_garp_lower_prio_repeat: int = 5  # = master repeat unless set
+    vrrp_garp_interval_us: int = 0
+    vrrp_gna_interval_us: int = 0
+    vrrp_min_garp: bool = False
+    vrrp_down_timer_adverts: int = 3
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_strict: bool = False
+    vrrp_check_unicast_src: bool = False
+    vrrp_skip_check_adv_addr: bool = False
+    vrrp_startup_delay_us: int = 0
+    vrrp_notify_priority_changes: bool = False
+    dynamic_interfaces: bool = False
+    default_interface: str | None = None
+    # scripts
+    script_user: str | None = None
+    script_group: str | None = None
+    enable_script_security: bool = False
+    notify_fifo: str | None = None
+    notify_fifo_script: Script | None = None
+    vrrp_notify_fifo: str | None = None
+    vrrp_notify_fifo_script: Script | None = None
+    lvs_notify_fifo: str | None = None
+    lvs_notify_fifo_script: Script | None = None
+    startup_script: Script | None = None
+    startup_script_timeout_us: int = 10 * SECOND
+    shutdown_script: Script | None = None
+    shutdown_script_timeout_us: int = 10 * SECOND
+    # LVS
+    lvs_flush: bool = False
+    lvs_flush_on_stop: str | None = None  # None, "FULL" or "VS"
+    lvs_sync_daemon: tuple[str, ...] = ()  # raw words after the keyword
+    checker_log_all_failures: bool = False
+    span: Span | None = None  # None when the config has no global_defs block
+
+
+# --------------------------------------------------------------------------- VRRP side
+
+
+@_frozen
+class VrrpScript:
+    """A ``vrrp_script`` block."""
+
+    name: str
+    script: Script
+    interval_us: int = SECOND
+    timeout_us: int = SECOND  # = interval unless set
+    weight: int = 0
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    init_fail: bool = False
+    span: Span
+
+
+@_frozen
+class TrackFile:
+    """A ``track_file`` (or deprecated ``vrrp_track_file``) block."""
+
+    name: str
+    path: str
+    weight: int = 1
+    weight_reverse: bool = False
+    init_value: int | None = None  # from init_file; None: don't create/initialise
+    init_overwrite: bool = False
+    span: Span
+
+
+@_frozen
+class TrackProcess:
+    """A ``vrrp_track_process`` block."""
+
+    name: str
+    process: str
+    params: tuple[str, ...] = ()
+    param_match: str | None = None  # None, "exact", "initial", "partial"
+    full_command: bool = False
+    weight: int = 0
+    weight_reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None
+    terminate_delay_us: int = 0
+    fork_delay_us: int = 0
+    span: Span
+
+
+@_frozen
+class UnicastPeer:
+    address: IPAddress
+    min_ttl: int = 0
+    max_ttl: int = 255
+    span: Span
+
+
+@_frozen
+class VrrpInstance:
+    name: str
+    interface: str | None = None
+    vrid: int  # 1..255 (an instance without a valid VRID is not built)
+    state: State = State.BACKUP
+    priority: int = DEFAULT_PRIORITY
+    advert_int_us: int = SECOND
+    version: int = 2
+    family: int = 4
+    vips: tuple[VirtualAddress, ...] = ()
+    excluded_vips: tuple[VirtualAddress, ...] = ()
+    virtual_routes: tuple[Route, ...] = ()
+    virtual_rules: tuple[Rule, ...] = ()
+    unicast_peers: tuple[UnicastPeer, ...] = ()
+    src_ip: IPAddress | None = None  # from unicast_src_ip or mcast_src_ip
+    mcast_dst_ip: IPAddress | None = None
+    unicast_ttl: int | None = None
+    unicast_fault_no_peer: bool = False
+    check_unicast_src: bool = False
+    track_src_ip: bool = False
+    nopreempt: bool = False
+    preempt_delay_us: int = 0
+    accept: bool | None = None  # None: not configured (see accept_mode)
+    strict: bool = False
+    skip_check_adv_addr: bool = False
+    dont_track_primary: bool = False
+    promote_secondaries: bool = False
+    use_vmac: bool = False
+    vmac_name: str | None = None
+    vmac_mac: str | None = None
+    vmac_xmit_base: bool = False
+    use_vmac_addr: bool = False
+    garp_master_delay_us: int = 5 * SECOND
+    garp_master_repeat: int = 5
+    garp_master_refresh_us: int = 0
+    garp_master_refresh_repeat: int = 1
+    garp_lower_prio_delay_us: int = 5 * SECOND
+    garp_lower_prio_repeat: int = 5
+    garp_extra_if_us: int | None = None
+    down_timer_adverts: int = 3
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    auth_type: AuthType | None = None
+    auth_pass: str | None = None  # at most 8 characters
+    track_interfaces: tuple[Track, ...] = ()
+    track_scripts: tuple[Track, ...] = ()
+    track_files: tuple[Track, ...] = ()
+    track_processes: tuple[Track, ...] = ()
+    track_bfds: tuple[Track, ...] = ()
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify_deleted: Script | None = None
+    notify: Script | None = None
+    notify_master_rx_lower_pri: Script | None = None
+    notify_priority_changes: bool = False
+    smtp_alert: bool = False
+    debug: int = 0
+    kernel_rx_buf_size: int | None = None
+    sync_group: str | None = None
+    span: Span
+
+    @property
+    def unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+    @property
+    def accept_mode(self) -> bool:
+        """Whether a master accepts traffic for its VIPs: keepalived's default is on,
+        except in strict mode."""
+        return (not self.strict) if self.accept is None else self.accept
+
+
+@_frozen
+class SyncGroup:
+    name: str
+    members: tuple[str, ...] = ()  # instance names that exist
+    track_interfaces: tuple[Track, ...] = ()
+    track_scripts: tuple[Track, ...] = ()
+    track_files: tuple[Track, ...] = ()
+    track_processes: tuple[Track, ...] = ()
+    track_bfds: tuple[Track, ...] = ()
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify: Script | None = None
+    smtp_alert: bool = False
+    tracking_weight: bool = False  # sync_group_tracking_weight / global_tracking
+    notify_priority_changes: bool = False
+    span: Span
+
+
+@_frozen
+class GarpGroup:
+    garp_interval_us: int | None = None
+    gna_interval_us: int | None = None
+    interfaces: tuple[str, ...] = ()
+    span: Span
+
+
+@_frozen
+class BfdInstance:
+    name: str
+    neighbor_ip: IPAddress
+    source_ip: IPAddress | None = None
+    min_rx_us: int = 10_000
+    min_tx_us: int = 10_000
+    idle_tx_us: int = 1 * SECOND
+    multiplier: int = 5
+    passive: bool = False
+    ttl: int | None = None
+    max_hops: int | None = None
+    weight: int = 0
+    vrrp: bool = True  # False when only "checker" is given
+    checker: bool = True  # False when only "vrrp" is given
+    span: Span
+
+
+# --------------------------------------------------------------------------- LVS side
+
+
+@_frozen
+class Url:
+    path: str = "/"
+    digest: str | None = None  # 32 lowercase hex digits
+    status_codes: tuple[tuple[int, int], ...] = ((200, 299),)  # inclusive ranges
+    virtualhost: str | None = None
+    regex: str | None = None
+    regex_no_match: bool = False
+    regex_options: tuple[str, ...] = ()
+    regex_min_offset: int | None = None
+    regex_max_offset: int | None = None
+    span: Span
+
+
+@_frozen
+class Checker:
+    """Fields every checker with a retry loop has (values already inherited)."""
+
+    retry: int = 1
+    delay_before_retry_us: int = SECOND
+    warmup_us: int = 60 * SECOND
+    delay_loop_us: int = 60 * SECOND
+    alpha: bool = False
+    log_all_failures: bool = False
+    span: Span
+
+
+@_frozen
+class ConnectChecker(Checker):
+    """Checkers that open a connection (all but MISC/FILE/BFD)."""
+
+    connect_ip: IPAddress | None = None  # None: the real server's address
+    connect_port: int | None = None  # None: the real server's port
+    bindto: IPAddress | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    fwmark: int | None = None
+    connect_timeout_us: int = 5 * SECOND
+
+
+@_frozen
+class TcpCheck(ConnectChecker):
+    pass
+
+
+@_frozen
+class HttpCheck(ConnectChecker):
+    urls: tuple[Url, ...] = ()
+    virtualhost: str | None = None
+    http_protocol: str = "1.0"  # "1.0", "1.0C" or "1.1"
+    enable_sni: bool = False
+    fast_recovery: bool = False
+
+
+@_frozen
+class SslCheck(HttpCheck):
+    pass
+
+
+@_frozen
+class SmtpCheck(ConnectChecker):
+    helo_name: str | None = None
+
+
+@_frozen
+class DnsCheck(ConnectChecker):
+    type: str = "SOA"
+    name: str = "."
+
+
+@_frozen
+class UdpCheck(ConnectChecker):
+    payload: bytes | None = None
+    require_reply: str | None = None  # hex with X wildcards, as written
+    min_reply_length: int = 0
+    max_reply_length: int | None = None
+
+
+@_frozen
+class PingCheck(ConnectChecker):
+    pass
+
+
+@_frozen
+class MiscCheck(Checker):
+    script: Script
+    timeout_us: int | None = None  # None: delay_loop
+    dynamic: bool = False
+
+
+@_frozen
+class FileCheck:
+    track_file: str
+    weight: int = 1
+    span: Span
+
+
+@_frozen
+class BfdCheck:
+    name: str
+    alpha: bool = False
+    span: Span
+
+
+AnyChecker = (
+    TcpCheck | HttpCheck | SslCheck | SmtpCheck | DnsCheck | UdpCheck | PingCheck | MiscCheck | FileCheck | BfdCheck
+)
+
+
+@_frozen
+class SorryServer:
+    address: IPAddress
+    port: int | None = None
+    lb_kind: LbKind = LbKind.NAT
+    inhibit: bool = False
+    span: Span
+
+
+@_frozen
+class RealServer:
+    address: IPAddress
+    port: int | None = None  # NAT with no port: the virtual server's port
+    weight: int = 1
+    lb_kind: LbKind = LbKind.NAT
+    inhibit_on_failure: bool = False
+    alpha: bool = False
+    uthreshold: int | None = None
+    lthreshold: int | None = None
+    retry: int | None = None  # None: each checker's own default
+    delay_before_retry_us: int | None = None
+    warmup_us: int | None = None
+    connect_timeout_us: int = 5 * SECOND
+    delay_loop_us: int = 60 * SECOND
+    notify_up: Script | None = None
+    notify_down: Script | None = None
+    smtp_alert: bool = True
+    virtualhost: str | None = None
+    checkers: tuple[AnyChecker, ...] = ()
+    span: Span
+
+
+@_frozen
+class VirtualServerGroupEntry:
+    address: IPAddress | None = None
+    last: IPAddress | None = None  # end of an address range, inclusive
+    port: int | None = None
+    fwmark: int | None = None
+    span: Span
+
+
+@_frozen
+class VirtualServerGroup:
+    name: str
+    entries: tuple[VirtualServerGroupEntry, ...] = ()
+    span: Span
+
+
+@_frozen
+class VirtualServer:
+    """A ``virtual_server``: exactly one of address, fwmark or group is set."""
+
+    address: IPAddress | None = None
+    port: int | None = None
+    fwmark: int | None = None
+    group: str | None = None
+    ip_family: int | None = None
+    protocol: str | None = None  # "TCP", "UDP", "SCTP"; None for fwmark services
+    lb_algo: str = "wlc"
+    lb_kind: LbKind = LbKind.NAT
+    flags: tuple[str, ...] = ()  # hashed, ops, flag-1.., sh-port, ...
+    delay_loop_us: int = 60 * SECOND
+    connect_timeout_us: int = 5 * SECOND
+    retry: int | None = None
+    delay_before_retry_us: int | None = None
+    warmup_us: int | None = None
+    persistence_timeout: int | None = None  # seconds
+    persistence_granularity: str | None = None
+    persistence_engine: str | None = None
+    quorum: int = 1
+    hysteresis: int = 0
+    quorum_up: Script | None = None
+    quorum_down: Script | None = None
+    alpha: bool = False
+    omega: bool = False
+    inhibit_on_failure: bool = False
+    ha_suspend: bool = False
+    virtualhost: str | None = None
+    smtp_alert: bool = False
+    sorry_server: SorryServer | None = None
+    real_servers: tuple[RealServer, ...] = ()
+    span: Span
+
+
+@_frozen
+class SslConfig:
+    password: str | None = None
+    ca: str | None = None
+    certificate: str | None = None
+    key: str | None = None
+    span: Span
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+@_frozen
+class Config:
+    global_defs: GlobalDefs = field(default_factory=GlobalDefs)
+    vrrp_scripts: tuple[VrrpScript, ...] = ()
+    track_files: tuple[TrackFile, ...] = ()
+    track_processes: tuple[TrackProcess, ...] = ()
+    sync_groups: tuple[SyncGroup, ...] = ()
+    instances: tuple[VrrpInstance, ...] = ()
+    garp_groups: tuple[GarpGroup, ...] = ()
+    static_addresses: tuple[VirtualAddress, ...] = ()
+    static_routes: tuple[Route, ...] = ()
+    static_rules: tuple[Rule, ...] = ()
+    bfd_instances: tuple[BfdInstance, ...] = ()
+    virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
+    virtual_servers: tuple[VirtualServer, ...] = ()
+    ssl: SslConfig | None = None
