@@ -6,6 +6,7 @@ a config that ``--check-config`` accepts is exactly the config the daemon runs.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, replace
 
 from pyvrrpd.config.diagnostics import Diagnostic, Severity, sort_key
@@ -42,11 +43,19 @@ def load(
     from pyvrrpd.config.lexer import read_config
     from pyvrrpd.config.parser import parse
 
-    lines, diags = read_config(path, config_id=config_id, include_check=include_check)
-    root, parse_diags = parse(lines)
-    diags.extend(parse_diags)
-    config, build_diags = build(root, host=LocalHost() if host_checks else None)
-    diags.extend(build_diags)
+    # A config is a burst of small objects that all stay alive: the cyclic garbage collector
+    # would only rescan them (it took about half of the build time on large configs).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        lines, diags = read_config(path, config_id=config_id, include_check=include_check)
+        root, parse_diags = parse(lines)
+        diags.extend(parse_diags)
+        config, build_diags = build(root, host=LocalHost() if host_checks else None)
+        diags.extend(build_diags)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if strict:
         diags = [
             replace(d, severity=Severity.ERROR, notes=d.notes + ("a warning, made an error by --strict",))

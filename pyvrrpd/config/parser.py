@@ -327,7 +327,7 @@ class _Parser:
         else:
             then = f"keepalived reads the lines that follow as the contents of `{kw.name}` anyway"
         self.diags.append(
-            error(frame.words[0].span, f"Missing '{{' at beginning of configuration block `{kw.name}`", then)
+            warning(frame.words[0].span, f"Missing '{{' at beginning of configuration block `{kw.name}`", then)
         )
 
     def _stray_open(self, frame: _Frame, span: Span, last: Word | None) -> None:
@@ -368,7 +368,7 @@ class _Parser:
                         f"the block structure shifted at {self.shifted.pop(0)}: that '{{' was ignored, "
                         "so its '}' closed the enclosing block early",
                     )
-                self.diags.append(error(span, "Extra '}' found", *notes))
+                self.diags.append(warning(span, "Extra '}' found", *notes))
             return
         stack.pop()
         if frame.strays:
@@ -393,7 +393,7 @@ class _Parser:
                 self._missing_open(frame)
             else:
                 self.diags.append(
-                    error(
+                    warning(
                         frame.words[0].span,
                         f"Missing '}}': {frame.label} is still open at the end of the configuration",
                     )
