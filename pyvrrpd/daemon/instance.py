@@ -19,6 +19,7 @@ from pyvrrpd.core.packet import Advertisement, IPAddress
 from pyvrrpd.core.router import VirtualRouter
 
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
+MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,8 @@ async def run_instance(
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until cancelled or the inbox closes; then, shielded, stop like keepalived does."""
-    router.startup(anyio.current_time())
+    fed = anyio.current_time()  # the latest time handed to the router: it must never go back
+    router.startup(fed)
     try:
         await flush(router, effects)
         task_status.started()
@@ -85,11 +87,16 @@ async def run_instance(
                     item = await inbox.receive()
                 except anyio.EndOfStream:
                     return
-            now = anyio.current_time()
             if item is not None:
-                feed(router, item, now)
+                fed = max(fed, anyio.current_time())
+                feed(router, item, fed)
             elif deadline is not None:
-                router.handle_timer(max(deadline, now))
+                # The timer fired: tell the router it is the deadline, not the (slightly later) wake-up
+                # time, so the next Adver_Timer is deadline + interval and wake-up latency does not
+                # accumulate from advert to advert. After a long stall, catch up with the clock
+                # instead of sending a burst of overdue adverts.
+                fed = max(fed, deadline, anyio.current_time() - MAX_CATCH_UP)
+                router.handle_timer(fed)
             await flush(router, effects)
     finally:
         with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
