@@ -16,6 +16,7 @@ The lab may run `ip`; the daemon never does.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -197,6 +198,15 @@ class Lab:
         """Run a Python script with this interpreter (the project venv) inside `node`."""
         return self.run(node, [sys.executable, str(script), *args], timeout=timeout, check=check)
 
+    def mac(self, node: str) -> str:
+        """MAC address of the node's lan0 (tells the directors apart on the wire)."""
+        return self.run(node, ["cat", f"/sys/class/net/{IFNAME}/address"]).stdout.strip()
+
+    def addresses(self, node: str) -> set[str]:
+        """Addresses on the node's lan0, without prefix length (to see who holds a VIP)."""
+        out = self.run(node, ["ip", "-j", "addr", "show", "dev", IFNAME]).stdout
+        return {a["local"] for link in json.loads(out or "[]") for a in link.get("addr_info", ())}
+
     def _ip(self, args: Sequence[str]) -> None:
         _check(["ip", *args])
 
@@ -204,14 +214,55 @@ class Lab:
 # -- keepalived as a peer ----------------------------------------------------------------------
 
 @dataclass
-class KeepalivedPeer:
+class Peer:
+    """A VRRP daemon (keepalived or pyvrrpd) running in a lab node."""
+
     node: str
     process: subprocess.Popen  # the parent (started with -n, so it is the process we spawned)
     vrrp_pid: int  # the VRRP child, from the -r pid file: kill -9 this one to simulate a crash
     log: Path
+    impl: str = "keepalived"
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def crash_pids(self) -> list[int]:
+        """Whom to kill -9 for a crash, in order: the VRRP process first (keepalived's parent alone
+        would stop its child gracefully), then the parent. pyvrrpd is one process."""
+        return list(dict.fromkeys((self.vrrp_pid, self.process.pid)))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM the parent and wait for it (bounded); SIGKILL whatever is left. Safe to repeat."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=COMMAND_TIMEOUT)
+        if process_alive(self.vrrp_pid):
+            _signal_all({self.vrrp_pid}, signal.SIGKILL)
+
+
+KeepalivedPeer = Peer  # the older name
+
+
+def vrrp_config(node: str, *, state: str, priority: int, version: int = 3, advert_int: float = 0.1,
+                vip: str = "198.51.100.100/32", vip6: str | None = None, vrid: int = 51,
+                vrid6: int = 52, auth_pass: str | None = None) -> str:
+    """A keepalived.conf (which pyvrrpd runs too) with instance VI4 (VRID `vrid`, `vip`) and, for
+    v3 with `vip6`, VI6 (VRID `vrid6`); `auth_pass` adds v2 PASS authentication. One statement per
+    line: keepalived has no `;`."""
+    instances = [("VI4", vrid, vip)] + ([("VI6", vrid6, vip6)] if vip6 else [])
+    out = ["global_defs {", f"    router_id {node}", f"    vrrp_version {version}", "}"]
+    for name, vr, address in instances:
+        out += [f"vrrp_instance {name} {{", f"    state {state}", f"    interface {IFNAME}",
+                f"    virtual_router_id {vr}", f"    priority {priority}", f"    advert_int {advert_int:g}",
+                "    virtual_ipaddress {", f"        {address} dev {IFNAME}", "    }"]
+        if auth_pass is not None:
+            out += ["    authentication {", "        auth_type PASS", f"        auth_pass {auth_pass}", "    }"]
+        out.append("}")
+    return "\n".join(out) + "\n"
 
 
 KEEPALIVED_V2_CONF = """\
@@ -252,7 +303,34 @@ def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0)
         return int(text) if text.isdigit() else None
 
     pid = wait_for(vrrp_pid, timeout=timeout, what=f"keepalived's VRRP pid file in {node}")
-    return KeepalivedPeer(node=node, process=process, vrrp_pid=pid, log=log)
+    return Peer(node=node, process=process, vrrp_pid=pid, log=log)
+
+
+def start_pyvrrpd(lab: Lab, node: str, config: str, *, args: Sequence[str] = (),
+                  timeout: float = 10.0) -> Peer:
+    """Start pyvrrpd (foreground, one process) in `node` on a keepalived.conf, like start_keepalived.
+
+    Files go to lab.workdir as pyvrrpd-<node>.{conf,pid,log}; returns once the pid file is written.
+    """
+    base = lab.workdir / f"pyvrrpd-{node}"
+    conf, pid_file, log = (Path(f"{base}{ext}") for ext in (".conf", ".pid", ".log"))
+    conf.write_text(config)
+    pid_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pyvrrpd", "-f", str(conf), "-p", str(pid_file), *args]
+    process = lab.spawn(node, argv, log, daemon=True)
+
+    def started() -> bool:
+        if process.poll() is not None:
+            raise LabError(f"pyvrrpd in {node} exited {process.returncode}: {log.read_text(errors='replace')}")
+        return pid_file.exists() and pid_file.read_text().strip() == str(process.pid)
+
+    wait_for(started, timeout=timeout, what=f"pyvrrpd's pid file in {node}")
+    return Peer(node=node, process=process, vrrp_pid=process.pid, log=log, impl="pyvrrpd")
+
+
+def start_daemon(impl: str, lab: Lab, node: str, config: str) -> Peer:
+    """start_keepalived or start_pyvrrpd by name."""
+    return {"keepalived": start_keepalived, "pyvrrpd": start_pyvrrpd}[impl](lab, node, config)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""Benchmark: 100 VRRPv3 instances at 0.1 s on one master — advert jitter, CPU and memory.
+
+One daemon (pyvrrpd, then keepalived 2.2.7 on the same config) runs alone in lab node d1 with
+VRIDs 1-100, each with one VIP 203.0.113.V/32, state MASTER, priority 150. Once all VIPs are up and
+6.5 s have passed (beyond the second GARP burst), this script re-runs itself in node d2 as a sniffer
+(AF_PACKET, kernel receive timestamps) for a 20 s window, while CPU (utime+stime from /proc/PID/stat)
+is read before and after that window and memory (VmRSS, Pss) at its end. Reported per daemon:
+
+* jitter: |gap - 100 ms| between consecutive adverts of each VRID, p50 / p99 / max, and the mean gap;
+* CPU: ms of CPU per 1,000 adverts sent and % of one core;
+* memory: RSS (and PSS) summed over the daemon's processes (keepalived has a parent and a VRRP child).
+
+Target (pyvrrpd): jitter p99 <= 5 ms.
+
+    sudo .venv/bin/python bench/vrrp_scale.py [--instances 100] [--seconds 20] [--daemons pyvrrpd,keepalived]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+INTERVAL = 0.1
+SETTLE = 6.5
+ETH_P_IP = 0x0800
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+PACKET_OUTGOING = 4
+
+
+def config(instances: int) -> str:
+    out = ["global_defs {", "    router_id d1", "    vrrp_version 3", "}"]
+    for vrid in range(1, instances + 1):
+        out += [f"vrrp_instance VI_{vrid} {{", "    state MASTER", "    interface lan0",
+                f"    virtual_router_id {vrid}", "    priority 150", f"    advert_int {INTERVAL:g}",
+                "    virtual_ipaddress {", f"        203.0.113.{vrid}/32 dev lan0", "    }", "}"]
+    return "\n".join(out) + "\n"
+
+
+# -- sniffer (runs inside d2) -------------------------------------------------------------------
+
+def sniff(iface: str, seconds: float) -> dict:
+    """Kernel-timestamped VRRP adverts per VRID for `seconds`; returns gap statistics."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))  # IP header first
+    sock.bind((iface, 0))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.settimeout(0.2)
+    stamps: dict[int, list[float]] = {}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            frame, anc, _flags, addr = sock.recvmsg(2048, 64)
+        except TimeoutError:
+            continue
+        if addr[2] == PACKET_OUTGOING or len(frame) < 24 or frame[9] != 112:
+            continue
+        ihl = (frame[0] & 0x0F) * 4
+        if len(frame) < ihl + 4 or frame[ihl + 2] == 0:
+            continue
+        stamp = next((sec + nsec / 1e9 for level, kind, data in anc
+                      if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS
+                      for sec, nsec in [struct.unpack("@qq", data[:16])]), None)
+        stamps.setdefault(frame[ihl + 1], []).append(stamp if stamp is not None else time.time())
+    gaps = [b - a for ts in stamps.values() for a, b in zip(ts, ts[1:])]
+    devs = sorted(abs(g - INTERVAL) for g in gaps)
+
+    def pct(q: float) -> float | None:
+        return round(devs[min(len(devs) - 1, int(q * len(devs)))] * 1000, 3) if devs else None
+
+    return {"vrids": len(stamps), "adverts": sum(len(ts) for ts in stamps.values()), "seconds": seconds,
+            "gap_mean_ms": round(sum(gaps) / len(gaps) * 1000, 3) if gaps else None,
+            "dev_p50_ms": pct(0.50), "dev_p99_ms": pct(0.99), "dev_max_ms": pct(1.0),
+            "gaps_over_150ms": sum(1 for g in gaps if g > 1.5 * INTERVAL)}
+
+
+# -- the driver (root namespace: only starts the lab and reads /proc) ---------------------------
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
+def memory_kb(pids: list[int]) -> tuple[int, int]:
+    rss = pss = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1])
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss, pss
+
+
+def measure(lab, impl: str, instances: int, seconds: float) -> dict:
+    from tests.net.lab import start_daemon, wait_for
+
+    vips = {f"203.0.113.{v}" for v in range(1, instances + 1)}
+    peer = start_daemon(impl, lab, "d1", config(instances))
+    try:
+        t_start = time.monotonic()
+        wait_for(lambda: vips <= lab.addresses("d1"), timeout=30, interval=0.2, what=f"{impl}'s {instances} VIPs")
+        up = time.monotonic() - t_start
+        time.sleep(SETTLE)
+        pids = peer.crash_pids()
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        out = lab.python("d2", __file__, "--sniff", "--seconds", f"{seconds:g}", timeout=seconds + 20)
+        cpu1, t1 = cpu_seconds(pids), time.monotonic()
+        rss, pss = memory_kb(pids)
+    finally:
+        peer.stop(timeout=15)
+        leftover = vips & lab.addresses("d1")
+        for vip in leftover:
+            lab.run("d1", ["ip", "addr", "del", f"{vip}/32", "dev", "lan0"], check=False)
+    result = json.loads(out.stdout.splitlines()[-1])
+    sent = result["adverts"] / result["seconds"] * (t1 - t0)  # the CPU window is a bit longer than the sniff
+    result.update(daemon=impl, instances=instances, vips_up_s=round(up, 2), processes=len(pids),
+                  cpu_ms_per_1000_adverts=round((cpu1 - cpu0) * 1000 / (sent / 1000), 1) if sent else None,
+                  cpu_percent=round((cpu1 - cpu0) / (t1 - t0) * 100, 1), rss_mb=round(rss / 1024, 1),
+                  pss_mb=round(pss / 1024, 1), vips_left_after_stop=len(leftover))
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--instances", type=int, default=100, help="1-255")
+    p.add_argument("--seconds", type=float, default=20.0, help="measurement window, 2-120 s")
+    p.add_argument("--daemons", default="pyvrrpd,keepalived")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--workdir")
+    p.add_argument("--sniff", action="store_true", help=argparse.SUPPRESS)  # internal: the d2 side
+    p.add_argument("--iface", default="lan0", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if not (1 <= args.instances <= 255 and 2 <= args.seconds <= 120):
+        p.error("bad --instances or --seconds")
+    if args.sniff:
+        print(json.dumps(sniff(args.iface, args.seconds)), flush=True)
+        return 0
+    impls = [d for d in args.daemons.split(",") if d]
+    if set(impls) - {"pyvrrpd", "keepalived"}:
+        p.error("bad --daemons")
+    if os.geteuid() != 0 or ("keepalived" in impls and shutil.which("keepalived") is None):
+        print("needs root, ip netns and keepalived", file=sys.stderr)
+        return 2
+    from tests.net.lab import Lab
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pyvrrpd-scale-"))
+    rows = []
+    with Lab({"d1": 11, "d2": 12}, workdir=workdir) as lab:
+        for impl in impls:
+            rows.append(measure(lab, impl, args.instances, args.seconds))
+            print(f"# {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+    head = ("daemon", "VRIDs seen", "adverts", "mean gap ms", "|dev| p50 / p99 / max ms", "gaps >150 ms",
+            "CPU ms / 1000 adverts", "% core", "RSS MB (PSS)", "target p99 <= 5 ms")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        target = "-" if r["daemon"] != "pyvrrpd" or r["dev_p99_ms"] is None else \
+            ("ok" if r["dev_p99_ms"] <= 5 else "MISSED")
+        print(f"| {r['daemon']} | {r['vrids']} | {r['adverts']} | {r['gap_mean_ms']} | {r['dev_p50_ms']} / "
+              f"{r['dev_p99_ms']} / {r['dev_max_ms']} | {r['gaps_over_150ms']} | {r['cpu_ms_per_1000_adverts']} | "
+              f"{r['cpu_percent']} | {r['rss_mb']} ({r['pss_mb']}) | {target} |")
+    print(f"# logs in {workdir}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
