@@ -10,6 +10,7 @@ so ``--check-config`` starts fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -20,12 +21,28 @@ EXIT_CONFIG_ERROR = 1
 EXIT_USAGE = 2
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, given the terminal width as shutil.get_terminal_size() finds
+    it: argparse would import shutil (and bz2, lzma) for that, 2 ms at every start."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pyvrrpd import __version__
 
     p = argparse.ArgumentParser(
         prog="pyvrrpd",
         description="VRRP and LVS health-checker daemon that runs keepalived's configuration.",
+        formatter_class=_help_formatter,
     )
     p.add_argument("-f", "--use-file", dest="file", default=DEFAULT_CONFIG, metavar="FILE",
                    help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -59,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    # A check makes many objects and no garbage cycles: the cyclic collector (during the
+    # imports too) would only rescan them.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check_config(args)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _check_config(args: argparse.Namespace) -> int:
     from pyvrrpd.config.diagnostics import render_all, to_json
     from pyvrrpd.config.load import load
 

@@ -26,6 +26,8 @@ The behaviour is keepalived 2.2.7's, which differs from the RFC in places (each 
   adverts from the current master.
 * v2 interval mismatch: rejected. v3: noticed, and a backup adopts the master's interval.
 * Leaving MASTER for FAULT or on shutdown sends a priority-0 advert first.
+* Takeover: advert, then ClaimAddresses, then GARP/NA (RFC 5798 §6.4.2), so the netlink round
+  trips for the VIPs never delay the advert that stops the other backups.
 * GARP/NA: ``SendGratuitous`` on takeover; the garp_master_delay second burst, the
   garp_master_refresh bursts and the delayed garp_lower_prio burst come later from the same timer.
 
@@ -377,8 +379,10 @@ class VirtualRouter:
         self._master_address = cfg.source
         self._master_priority = self._priority
         self.stats.become_master += 1
-        self._emit(ClaimAddresses(self._all_addresses, cfg.accept))
+        # RFC 5798 §6.4.2 order: the advert first (it is what stops the other backups), then the
+        # addresses, which only have to be in place before the gratuitous ARPs announce them.
         self._send_advert(AdvertReason.TAKEOVER, t)
+        self._emit(ClaimAddresses(self._all_addresses, cfg.accept))
         if cfg.garp_master_repeat:
             self._emit(SendGratuitous(self._all_addresses, cfg.garp_master_repeat, GarpReason.TAKEOVER))
             if cfg.garp_master_delay_us:

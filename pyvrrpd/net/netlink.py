@@ -124,6 +124,17 @@ class Netlink:
 
     def __init__(self) -> None:
         self._ipr = AsyncIPRoute()
+        # Interface indexes for the VIP add/delete hot path (a takeover must not wait for RTM_GETLINK).
+        # A stale entry (interface re-created) shows as ENODEV and is looked up again once; the daemon
+        # also calls forget() on every link added/deleted/renamed event.
+        self._indexes: dict[str, int] = {}
+
+    def forget(self, ifname: str | None = None) -> None:
+        """Drop the cached index of `ifname`, or all of them."""
+        if ifname is None:
+            self._indexes.clear()
+        else:
+            self._indexes.pop(ifname, None)
 
     async def aclose(self) -> None:
         self._ipr.close()
@@ -173,27 +184,54 @@ class Netlink:
     async def add_address(self, spec: AddressSpec, dev: str | None = None) -> bool:
         """Add a VIP on `spec.dev` or else `dev`. IPv6 addresses get nodad. False if it was already there."""
         ifname = _dev(spec.dev or dev, "add address", spec)
-        index = (await self._link(ifname, "add address", target=str(spec)))["index"]
-        request = self._address_request(spec, index)
-        request["scope"] = spec.scope
-        if spec.broadcast is not None:
-            request["broadcast"] = str(spec.broadcast)
-        if spec.label is not None:
-            request["label"] = spec.label
-        if spec.address.version == 6:
-            request["flags"] = IFA_F_NODAD
-        return await self._change("add address", self._ipr.addr("add", **request), ifname=ifname,
-                                  target=str(spec), done=(errno.EEXIST,))
+
+        def request(index: int):
+            request = self._address_request(spec, index)
+            request["scope"] = spec.scope
+            if spec.broadcast is not None:
+                request["broadcast"] = str(spec.broadcast)
+            if spec.label is not None:
+                request["label"] = spec.label
+            if spec.address.version == 6:
+                request["flags"] = IFA_F_NODAD
+            return self._ipr.addr("add", **request)
+
+        changed = await self._on_interface(ifname, "add address", str(spec), request, done=(errno.EEXIST,))
+        if changed is None:
+            raise NetError("add address", ifname=ifname, target=str(spec), errno=errno.ENODEV)
+        return changed
 
     async def del_address(self, spec: AddressSpec, dev: str | None = None) -> bool:
         """Remove a VIP. False if it (or its interface) was already gone."""
         ifname = _dev(spec.dev or dev, "delete address", spec)
-        index = await self._index_or_none(ifname, "delete address")
-        if index is None:
-            return False
-        return await self._change("delete address", self._ipr.addr("del", **self._address_request(spec, index)),
-                                  ifname=ifname, target=str(spec),
-                                  done=(errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV))
+
+        def request(index: int):
+            return self._ipr.addr("del", **self._address_request(spec, index))
+
+        changed = await self._on_interface(ifname, "delete address", str(spec), request,
+                                           done=(errno.EADDRNOTAVAIL, errno.ENOENT))
+        return bool(changed)
+
+    async def _on_interface(self, ifname: str, op: str, target: str, request, *,
+                            done: tuple[int, ...]) -> bool | None:
+        """Run `request(index)` on `ifname` by its cached index; None if there is no such interface."""
+        for _ in range(2):
+            cached = ifname in self._indexes
+            index = self._indexes.get(ifname)
+            if index is None:
+                index = await self._index_or_none(ifname, op)
+                if index is None:
+                    return None
+                self._indexes[ifname] = index
+            try:
+                return await self._change(op, request(index), ifname=ifname, target=target, done=done)
+            except NetError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+                self.forget(ifname)
+                if not cached:
+                    return None  # the interface went away between the look-up and the change
+        return None
 
     @staticmethod
     def _address_request(spec: AddressSpec, index: int) -> dict:

@@ -145,7 +145,7 @@ def timer(r: VirtualRouter, now: float) -> None:
 
 
 GARP5 = ("garp 5 takeover",)
-TAKEOVER = ("claim", "advert 100 takeover", *GARP5)
+TAKEOVER = ("advert 100 takeover", "claim", *GARP5)
 
 CASES = [
     # RFC 5798 §6.4.1 Initialize, keepalived 2.2.7 startup
@@ -168,7 +168,7 @@ CASES = [
     Case("timer called early does nothing", backup, do=timer, dt=MDI_100 - 1, timer=MDI_100),
     Case("owner times out 1 µs after startup", backup, {"priority": 255, "initial_state": State.MASTER},
          do=timer, dt=1, state=State.MASTER,
-         actions=("state BACKUP->MASTER address_owner", "claim", "advert 255 takeover", *GARP5), timer=1 + S),
+         actions=("state BACKUP->MASTER address_owner", "advert 255 takeover", "claim", *GARP5), timer=1 + S),
     Case("higher priority advert resets the down timer", backup, do=rx(150), dt=2 * S, timer=2 * S + MDI_100),
     Case("equal priority advert resets it too", backup, do=rx(100, LOWER), dt=2 * S, timer=2 * S + MDI_100),
     Case("lower priority: discarded, timer keeps running (preempt)", backup, do=rx(50), dt=2 * S,
@@ -240,7 +240,7 @@ CASES = [
          actions=("state FAULT->BACKUP fault_cleared",), timer=S + MDI_100),
     Case("owner's fault cleared → master at once", fault, {"priority": 255, "initial_state": State.MASTER},
          do=lambda r, now: r.set_fault(False, now), dt=S, state=State.MASTER,
-         actions=("state FAULT->MASTER fault_cleared_owner", "claim", "advert 255 takeover", *GARP5), timer=2 * S),
+         actions=("state FAULT->MASTER fault_cleared_owner", "advert 255 takeover", "claim", *GARP5), timer=2 * S),
     Case("adverts ignored in fault", fault, do=rx(150), dt=S, state=State.FAULT,
          actions=("discard not_running",)),
     Case("fault shutdown", fault, do=lambda r, now: r.shutdown(now), dt=S, state=State.INITIALIZE,

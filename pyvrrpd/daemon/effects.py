@@ -1,0 +1,295 @@
+"""The Effects port of one instance: turn the router's actions into packets, netlink changes and log lines.
+
+Rules this file keeps:
+
+* ``apply()`` never raises for kernel or network trouble: every NetError is counted in ``InstanceStats``
+  and logged (rate-limited where it can repeat every advert interval).
+* A VIP must never stay on a backup: removal is retried once and a failure is logged as an error.
+* GARP/NA bursts run as background tasks in the instance's task group, so pacing
+  (vrrp_garp_interval / vrrp_gna_interval) never delays the state machine; releasing the addresses
+  cancels any burst still running.
+* Log lines keep keepalived's words with the ``(<instance>) `` prefix; structured fields come on top.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from pyvrrpd.core.actions import (
+    Action,
+    AdvertReason,
+    ClaimAddresses,
+    Discard,
+    Discarded,
+    Notice,
+    NoticeKind,
+    PriorityChanged,
+    ReleaseAddresses,
+    SendAdvert,
+    SendGratuitous,
+    State,
+    StateChanged,
+)
+from pyvrrpd.core.frames import gratuitous_arp, unsolicited_na
+from pyvrrpd.core.packet import encode
+from pyvrrpd.daemon.plan import InstancePlan, IPAddress
+from pyvrrpd.daemon.ratelimit import RateLimit
+from pyvrrpd.net.errors import NetError
+from pyvrrpd.net.link import PacketSender, link_info, open_packet_sender
+from pyvrrpd.net.specs import AddressSpec, RouteSpec, RuleSpec
+
+# Discards that are part of normal operation (a preempting backup, packets during FAULT) log at info.
+_ROUTINE_DISCARDS = {Discard.LOWER_PRIORITY, Discard.NOT_RUNNING}
+_WARNING_NOTICES = {NoticeKind.OWN_ADDRESS, NoticeKind.BOTH_OWNERS}
+
+
+class AddressPort(Protocol):
+    """The part of net.netlink.Netlink the effects use (a recording fake in tests)."""
+
+    async def add_address(self, spec: AddressSpec, dev: str | None = None) -> bool: ...
+    async def del_address(self, spec: AddressSpec, dev: str | None = None) -> bool: ...
+    async def add_route(self, spec: RouteSpec) -> bool: ...
+    async def del_route(self, spec: RouteSpec) -> bool: ...
+    async def add_rule(self, spec: RuleSpec) -> bool: ...
+    async def del_rule(self, spec: RuleSpec) -> bool: ...
+
+
+class AdvertSocket(Protocol):
+    async def send(self, message: bytes, dst: IPAddress, *, src: IPAddress | None = None, ttl: int = 255) -> None: ...
+
+
+class FramePort(Protocol):
+    """Link-layer output for GARP/NA (``FrameSenders`` in production)."""
+
+    def mac(self, ifname: str) -> bytes: ...
+    def forwarding(self, ifname: str) -> bool: ...
+    async def send(self, ifname: str, frame: bytes) -> None: ...
+
+
+@dataclass
+class InstanceStats:
+    """What the effects did for one instance (the router's own counters are ``VirtualRouter.stats``)."""
+
+    adverts_sent: int = 0
+    advert_errors: int = 0
+    adverts_unsent: int = 0  # no socket (interface gone); the instance is in FAULT or about to be
+    gratuitous_sent: int = 0
+    gratuitous_errors: int = 0
+    address_errors: Counter[str] = field(default_factory=Counter)  # "add address", "delete route", ...
+    release_failures: int = 0  # a VIP/route/rule that could not be removed even on retry
+    notices: Counter[NoticeKind] = field(default_factory=Counter)
+
+
+class FrameSenders:
+    """One AF_PACKET sender per interface, opened on first use and reopened after an error."""
+
+    def __init__(self) -> None:
+        self._senders: dict[str, PacketSender] = {}
+
+    def mac(self, ifname: str) -> bytes:
+        return link_info(ifname).mac
+
+    def forwarding(self, ifname: str) -> bool:
+        """IPv6 forwarding on: unsolicited NAs carry the Router flag, as keepalived's do."""
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{ifname}/forwarding") as f:
+                return f.read().strip() == "1"
+        except OSError:
+            return False
+
+    async def send(self, ifname: str, frame: bytes) -> None:
+        sender = self._senders.get(ifname)
+        if sender is None:
+            sender = self._senders[ifname] = open_packet_sender(ifname)
+        try:
+            await sender.send(frame)
+        except NetError:
+            del self._senders[ifname]
+            await sender.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        senders, self._senders = list(self._senders.values()), {}
+        for sender in senders:
+            await sender.aclose()
+
+
+class InstanceEffects:
+    """Effects for one instance. The supervisor updates ``source`` (and ``tx``, ``task_group``)."""
+
+    def __init__(self, plan: InstancePlan, *, netlink: AddressPort, tx: Callable[[], AdvertSocket | None],
+                 frames: FramePort, log, ratelimit: RateLimit | None = None) -> None:
+        # `log` is a structlog logger bound to the instance's fields; `tx` gives the socket to send on.
+        self.plan = plan
+        self.source: IPAddress = plan.router.source
+        self.tx = tx
+        self.log = log
+        self.task_group: TaskGroup | None = None  # None: bursts run inline (tests)
+        self.stats = InstanceStats()
+        self._netlink = netlink
+        self._frames = frames
+        self._limit = ratelimit or RateLimit()
+        self._bursts: set[anyio.CancelScope] = set()
+
+    async def apply(self, action: Action) -> None:
+        match action:
+            case SendAdvert():
+                await self._send_advert(action)
+            case ClaimAddresses():
+                await self._claim(action)
+            case ReleaseAddresses():
+                await self._release(action)
+            case SendGratuitous():
+                await self._gratuitous(action)
+            case StateChanged():
+                level = self.log.warning if action.new is State.FAULT else self.log.info
+                level(self._text(action), old=action.old.value, new=action.new.value, reason=action.reason.value)
+            case PriorityChanged():
+                self.log.info(self._text(action), old_priority=action.old, new_priority=action.new)
+            case Discarded():
+                count = self._limit(("discard", action.reason))
+                if count:
+                    level = self.log.info if action.reason in _ROUTINE_DISCARDS else self.log.warning
+                    level(self._text(action), reason=action.reason.value, source=str(action.source), count=count)
+            case Notice():
+                self.stats.notices[action.kind] += 1
+                count = self._limit(("notice", action.kind))
+                if count:
+                    level = self.log.warning if action.kind in _WARNING_NOTICES else self.log.info
+                    level(self._text(action), kind=action.kind.value, count=count)
+
+    def _text(self, action: Action) -> str:
+        return f"({self.plan.name}) {action.text}"
+
+    # -- adverts ------------------------------------------------------------------------------
+
+    async def _send_advert(self, action: SendAdvert) -> None:
+        plan = self.plan
+        if action.advert.priority == 0:
+            self.log.info(self._text(action), reason=action.reason.value)
+        elif action.reason is not AdvertReason.PERIODIC:
+            self.log.debug(self._text(action), reason=action.reason.value)
+        sock = self.tx()
+        if sock is None:
+            self.stats.adverts_unsent += 1
+            return
+        for dst in plan.peers or (plan.group,):
+            # keepalived < 1.3.6 put the multicast group into the unicast v3 pseudo-header.
+            checksum_dst = plan.group if plan.old_unicast_checksum else dst
+            message = encode(action.advert, family=plan.family, src=self.source, dst=checksum_dst,
+                             pseudo_header=plan.pseudo_header)
+            try:
+                await sock.send(message, dst, src=self.source, ttl=plan.ttl)
+            except NetError as exc:
+                self.stats.advert_errors += 1
+                count = self._limit(("send advert", exc.errno))
+                # Leaving MASTER for FAULT usually means the link is down: expected to fail.
+                level = self.log.info if action.reason is AdvertReason.FAULT else self.log.error
+                if count:
+                    level(f"({plan.name}) cannot send advert: {exc}", count=count)
+            else:
+                self.stats.adverts_sent += 1
+
+    # -- addresses, routes, rules -------------------------------------------------------------
+
+    async def _claim(self, action: ClaimAddresses) -> None:
+        self.log.info(self._text(action))
+        plan = self.plan
+        for spec in plan.addresses:
+            await self._change("add address", self._netlink.add_address, spec)
+        for route in plan.routes:
+            await self._change("add route", self._netlink.add_route, route)
+        for rule in plan.rules:
+            await self._change("add rule", self._netlink.add_rule, rule)
+
+    async def _release(self, action: ReleaseAddresses) -> None:
+        for scope in self._bursts:
+            scope.cancel()  # no more GARPs for addresses we are giving up
+        self.log.info(self._text(action), reason=action.reason.value)
+        plan = self.plan
+        for rule in plan.rules:
+            await self._remove("delete rule", self._netlink.del_rule, rule)
+        for route in plan.routes:
+            await self._remove("delete route", self._netlink.del_route, route)
+        for spec in plan.addresses:
+            await self._remove("delete address", self._netlink.del_address, spec)
+
+    async def _change(self, op: str, call, spec) -> bool:
+        try:
+            await call(spec)
+        except NetError as exc:
+            self.stats.address_errors[op] += 1
+            self.log.error(f"({self.plan.name}) {exc}", op=op, target=str(spec))
+            return False
+        return True
+
+    async def _remove(self, op: str, call, spec) -> None:
+        if await self._change(op, call, spec) or await self._change(op, call, spec):
+            return
+        self.stats.release_failures += 1
+        self.log.error(f"({self.plan.name}) could not {op} {spec} even on retry; "
+                        "it may still be configured on this host, remove it by hand", op=op, target=str(spec))
+
+    # -- gratuitous ARP / unsolicited NA -------------------------------------------------------
+
+    async def _gratuitous(self, action: SendGratuitous) -> None:
+        # All addresses of the plan (also excluded VIPs of the other family), grouped by interface.
+        targets: dict[str, list[IPAddress]] = {}
+        for spec in self.plan.addresses:
+            targets.setdefault(spec.dev, []).append(spec.address.ip)
+        for ifname, addresses in targets.items():
+            for version, what in ((4, "gratuitous ARPs"), (6, "unsolicited neighbour adverts")):
+                listed = ", ".join(str(a) for a in addresses if a.version == version)
+                if listed:
+                    self.log.info(f"({self.plan.name}) Sending/queueing {what} on {ifname} for {listed}",
+                                  count=action.count, reason=action.reason.value)
+        if self.task_group is None:
+            await self._burst(targets, action.count, anyio.CancelScope())
+        else:
+            scope = anyio.CancelScope()
+            self._bursts.add(scope)
+            self.task_group.start_soon(self._burst, targets, action.count, scope,
+                                       name=f"garp {self.plan.name}")
+
+    async def _burst(self, targets: dict[str, list[IPAddress]], count: int, scope: anyio.CancelScope) -> None:
+        plan = self.plan
+        try:
+            with scope:
+                frames = []
+                for ifname, addresses in targets.items():
+                    try:
+                        mac = self._frames.mac(ifname)
+                        router = self._frames.forwarding(ifname)
+                    except NetError as exc:
+                        self._gratuitous_failed(exc, len(addresses) * count)
+                        continue
+                    for ip in addresses:
+                        if isinstance(ip, ipaddress.IPv4Address):
+                            frames.append((ifname, gratuitous_arp(mac, ip), plan.garp_interval_us))
+                        else:
+                            frames.append((ifname, unsolicited_na(mac, ip, router=router), plan.gna_interval_us))
+                for _ in range(count):
+                    for ifname, frame, pause_us in frames:
+                        try:
+                            await self._frames.send(ifname, frame)
+                        except NetError as exc:
+                            self._gratuitous_failed(exc, 1)
+                        else:
+                            self.stats.gratuitous_sent += 1
+                        if pause_us:
+                            await anyio.sleep(pause_us / 1_000_000)
+        finally:
+            self._bursts.discard(scope)
+
+    def _gratuitous_failed(self, exc: NetError, frames: int) -> None:
+        self.stats.gratuitous_errors += frames
+        count = self._limit(("gratuitous", exc.errno))
+        if count:
+            self.log.error(f"({self.plan.name}) cannot send gratuitous ARP/NA: {exc}", count=count)

@@ -1,0 +1,220 @@
+"""The config model → RouterConfig / InstancePlan mapping (pure; configs go through the real loader)."""
+
+from __future__ import annotations
+
+import ipaddress
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from pyvrrpd.config.load import load
+from pyvrrpd.core.actions import State
+from pyvrrpd.daemon.plan import UNSPECIFIED, PlanError, pick_source, plan_instance, plan_instances
+from pyvrrpd.net.specs import RouteSpec, RuleSpec
+
+ip = ipaddress.ip_address
+
+
+def load_config(tmp_path, text: str):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(textwrap.dedent(text))
+    loaded = load(str(path), host_checks=False)
+    assert loaded.ok, loaded.diagnostics
+    return loaded.config
+
+
+def plans(tmp_path, text: str):
+    return plan_instances(load_config(tmp_path, text))
+
+
+def instance(body: str, global_defs: str = "") -> str:
+    return f"global_defs {{\n{global_defs}\n}}\nvrrp_instance VI_1 {{\n{body}\n}}\n"
+
+
+BASIC = """
+    interface lan0
+    virtual_router_id 51
+    priority 150
+    virtual_ipaddress {
+        198.51.100.100/32 dev lan0
+    }
+"""
+
+
+def test_v2_multicast_defaults(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC))
+    r = p.router
+    assert (r.name, r.vrid, r.priority, r.version, r.advert_int_us) == ("VI_1", 51, 150, 2, 1_000_000)
+    assert r.initial_state is State.BACKUP and r.source == UNSPECIFIED[4]
+    assert r.addresses == (ip("198.51.100.100"),) and r.unicast_peers == ()
+    assert (r.garp_master_delay_us, r.garp_master_repeat, r.down_timer_adverts) == (5_000_000, 5, 3)
+    assert r.accept and not r.lower_prio_no_advert and not r.nopreempt
+    assert (p.interface, p.family, p.group, p.peers, p.ttl) == ("lan0", 4, ip("224.0.0.18"), (), 255)
+    assert p.pseudo_header and not p.old_unicast_checksum
+    assert [(str(s.address), s.dev) for s in p.addresses] == [("198.51.100.100/32", "lan0")]
+    assert p.vmac is None and p.xmit_interface == "lan0" and p.src_ip is None and p.ignored == ()
+
+
+def test_state_master_priority_255_is_the_owner(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC.replace("priority 150", "state MASTER\npriority 255")))
+    assert p.router.initial_state is State.MASTER and p.router.priority == 255
+
+
+def test_v3_interval_and_ipv6_family(tmp_path):
+    [p] = plans(tmp_path, instance("""
+        interface lan0
+        virtual_router_id 52
+        advert_int 0.1
+        virtual_ipaddress {
+            2001:db8:1::100/128 dev lan0
+        }
+    """))
+    assert (p.router.version, p.family, p.router.advert_int_us) == (3, 6, 100_000)
+    assert p.group == ip("ff02::12") and p.router.source == UNSPECIFIED[6]
+
+
+def test_configured_source_unicast_peers_and_ttl(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + """
+        unicast_src_ip 198.51.100.11
+        unicast_ttl 10
+        unicast_peer {
+            198.51.100.12
+            198.51.100.13 min_ttl 250 max_ttl 255
+        }
+    """, "vrrp_version 3"))
+    assert p.src_ip == ip("198.51.100.11") and p.router.source == ip("198.51.100.11")
+    assert p.peers == (ip("198.51.100.12"), ip("198.51.100.13")) and p.ttl == 10
+    assert p.peer_ttl == {ip("198.51.100.13"): (250, 255)}
+    assert p.router.check_unicast_src  # a TTL range implies checking the source, as keepalived does
+    assert p.router.unicast_peers == p.peers
+
+
+def test_pick_source(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC))
+    v4, ll = ip("198.51.100.11"), ip("fe80::1")
+    assert pick_source(p, v4, ll) == v4 and pick_source(p, None, ll) is None
+    [p] = plans(tmp_path, instance(BASIC + "mcast_src_ip 198.51.100.99"))
+    assert pick_source(p, v4, ll) == ip("198.51.100.99")
+    [p6] = plans(tmp_path, instance("interface lan0\nvirtual_router_id 52\n"
+                                    "virtual_ipaddress {\n fe80::100/64\n}"))
+    assert pick_source(p6, v4, ll) == ll and pick_source(p6, v4, None) is None
+
+
+def test_mcast_dst_ip_and_global_group(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + "mcast_dst_ip 224.0.0.99"))
+    assert p.group == ip("224.0.0.99")
+    [p] = plans(tmp_path, instance(BASIC, "vrrp_mcast_group4 224.0.0.77"))
+    assert p.group == ip("224.0.0.77")
+
+
+def test_excluded_addresses_of_the_other_family_stay_out_of_the_router(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + """
+        virtual_ipaddress_excluded {
+            198.51.100.101/32
+            2001:db8:1::101/128
+        }
+    """))
+    assert p.router.excluded_addresses == (ip("198.51.100.101"),)
+    assert [str(s.address.ip) for s in p.addresses] == ["198.51.100.100", "198.51.100.101", "2001:db8:1::101"]
+    assert all(s.dev == "lan0" for s in p.addresses)
+
+
+def test_use_vmac_moves_base_interface_vips_to_the_macvlan(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + """
+        use_vmac
+        virtual_ipaddress_excluded {
+            203.0.113.1/32 dev lan9
+        }
+    """))
+    assert p.vmac.name == "vrrp.51" and p.vmac.mac == bytes.fromhex("00005e000133") and p.vmac.parent == "lan0"
+    assert not p.vmac.xmit_base and p.xmit_interface == "vrrp.51" and p.interface == "lan0"
+    assert [s.dev for s in p.addresses] == ["vrrp.51", "lan9"]
+
+
+def test_use_vmac_name_mac_and_ipv6_fallback_name(tmp_path):
+    config = load_config(tmp_path, instance(BASIC + "use_vmac vrrp-x\nvmac_xmit_base"))
+    [inst] = config.instances
+    p = plan_instance(replace(inst, vmac_mac="02:00:00:00:00:33"), config.global_defs)
+    assert (p.vmac.name, p.vmac.mac.hex(), p.vmac.xmit_base, p.xmit_interface) == (
+        "vrrp-x", "020000000033", True, "lan0")
+    text = instance(BASIC + "use_vmac") + """
+vrrp_instance VI_6 {
+    interface lan0
+    virtual_router_id 51
+    use_vmac
+    virtual_ipaddress {
+        2001:db8:1::100/128
+    }
+}
+"""
+    v4, v6 = plans(tmp_path, text)
+    assert (v4.vmac.name, v6.vmac.name) == ("vrrp.51", "vrrp6.51")
+    assert v6.vmac.mac == bytes.fromhex("00005e000233")
+
+
+def test_garp_settings_and_vrrp_min_garp(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + "garp_master_refresh 60\ngarp_lower_prio_repeat 2",
+                                   "vrrp_garp_master_delay 10\nvrrp_garp_interval 0.01\nvrrp_gna_interval 0.02"))
+    r = p.router
+    assert (r.garp_master_delay_us, r.garp_master_refresh_us, r.garp_lower_prio_repeat) == (10_000_000, 60_000_000, 2)
+    assert (p.garp_interval_us, p.gna_interval_us) == (10_000, 20_000)
+    [p] = plans(tmp_path, instance(BASIC, "vrrp_min_garp"))
+    assert (p.router.garp_master_repeat, p.router.garp_master_delay_us) == (1, 0)
+
+
+def test_strict_mode(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC, "vrrp_strict\nvrrp_version 3"))
+    r = p.router
+    assert not r.accept and r.lower_prio_no_advert and r.garp_lower_prio_repeat == 0
+    assert any("no_accept" in item for item in p.ignored)
+
+
+def test_preemption_settings(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + "nopreempt"))
+    assert p.router.nopreempt
+    [p] = plans(tmp_path, instance(BASIC + "preempt_delay 1.5"))
+    assert p.router.preempt_delay_us == 1_500_000 and not p.router.nopreempt
+
+
+def test_v2_password_and_ah_refused(tmp_path):
+    auth = "authentication {\n auth_type %s\n auth_pass secret12\n}"
+    [p] = plans(tmp_path, instance(BASIC + auth % "PASS"))
+    assert (p.router.auth_type, p.router.auth_pass) == (1, b"secret12")
+    [p] = plans(tmp_path, instance(BASIC + auth % "PASS", "vrrp_version 3"))
+    assert (p.router.auth_type, p.router.auth_pass) == (0, b"")  # v3 has no authentication
+    with pytest.raises(PlanError, match="VI_1: AH authentication is not supported"):
+        plans(tmp_path, instance(BASIC + auth % "AH"))
+
+
+def test_routes_and_rules_drop_keepalived_annotations(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + """
+        virtual_routes {
+            203.0.113.0/24 via 198.51.100.1 dev lan0 no_track
+        }
+        virtual_rules {
+            from 203.0.113.0/24 table 100 priority 10
+        }
+    """))
+    assert p.routes == (RouteSpec(dst=ipaddress.ip_network("203.0.113.0/24"), via=ip("198.51.100.1"), dev="lan0"),)
+    assert p.rules == (RuleSpec(src=ipaddress.ip_network("203.0.113.0/24"), table=100, priority=10),)
+
+
+def test_unsupported_features_are_listed(tmp_path):
+    [p] = plans(tmp_path, """
+        vrrp_script chk {
+            script "/bin/true"
+        }
+        vrrp_instance VI_1 {
+            interface lan0
+            virtual_router_id 51
+            track_script {
+                chk
+            }
+            notify_master "/bin/true"
+            virtual_ipaddress {
+                198.51.100.100
+            }
+        }
+    """)
+    assert p.ignored == ("track_script", "notify_master")

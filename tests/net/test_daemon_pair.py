@@ -1,0 +1,277 @@
+"""Two real `pyvrrpd -f CONF -p PIDFILE` processes in the namespace lab (d1 = .11, d2 = .12).
+
+Who is master is read from the kernel (`ip addr` in each node), why from the daemons' JSON logs (the
+`reason` of "Entering MASTER STATE"), so nothing here depends on timing except bounded waits. Waits
+for a takeover are Master_Down_Interval (or Skew_Time) plus a generous margin; speed is measured in
+bench/, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.net.lab import Lab, wait_for
+
+pytestmark = pytest.mark.net
+
+PYVRRPD = str(Path(sys.executable).with_name("pyvrrpd"))
+VIP4, VIP6 = "198.51.100.100", "2001:db8:1::100"
+MARGIN = 3.0  # seconds on top of the protocol's own interval: process start-up, a loaded CI machine
+
+
+@dataclass(frozen=True)
+class Variant:
+    version: int
+    interval: float  # advert_int, seconds
+    family: int = 4
+    unicast: bool = False
+
+    @property
+    def vip(self) -> str:
+        return VIP4 if self.family == 4 else VIP6
+
+    def master_down(self, priority: int = 100) -> float:
+        skew = (256 - priority) / 256 * (1 if self.version == 2 else self.interval)
+        return 3 * self.interval + skew
+
+
+V3 = Variant(3, 0.1)
+VARIANTS = [
+    pytest.param(Variant(2, 1), id="v2-1s-ipv4-multicast"),
+    pytest.param(V3, id="v3-100ms-ipv4-multicast"),
+    pytest.param(Variant(3, 0.1, family=6), id="v3-100ms-ipv6-multicast"),
+    pytest.param(Variant(3, 0.1, unicast=True), id="v3-100ms-ipv4-unicast"),
+    pytest.param(Variant(3, 0.1, family=6, unicast=True), id="v3-100ms-ipv6-unicast"),
+]
+
+
+def config(lab: Lab, node: str, variant: Variant, priority: int, *, extra: str = "", interface: str = "lan0",
+           vip: str | None = None) -> str:
+    peers = ""
+    if variant.unicast:
+        address = lab.ipv4 if variant.family == 4 else lab.ipv6
+        others = "\n".join(address(n) for n in lab.nodes if n != node)
+        peers = f"unicast_src_ip {address(node)}\nunicast_peer {{\n{others}\n}}"
+    prefix = 32 if variant.family == 4 else 128
+    return f"""
+global_defs {{
+    router_id {node}
+    vrrp_version {variant.version}
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface {interface}
+    virtual_router_id 51
+    priority {priority}
+    advert_int {variant.interval:g}
+    {peers}
+    {extra}
+    virtual_ipaddress {{
+        {vip or variant.vip}/{prefix} dev {interface}
+    }}
+}}
+"""
+
+
+class Daemon:
+    def __init__(self, lab: Lab, node: str, conf: str, tag: str) -> None:
+        base = lab.workdir / f"pyvrrpd-{node}-{tag}"
+        self.node = node
+        self.log = Path(f"{base}.log")
+        self.pid_file = Path(f"{base}.pid")
+        conf_file = Path(f"{base}.conf")
+        conf_file.write_text(conf)
+        argv = [PYVRRPD, "-f", str(conf_file), "-p", str(self.pid_file), "--log-format", "json"]
+        self.proc = lab.spawn(node, argv, self.log, daemon=True)
+
+    def events(self) -> list[dict]:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def mark(self) -> int:
+        """A position in the log: find()/wait_log() with since=mark only look at later lines."""
+        return len(self.events())
+
+    def find(self, text: str, since: int = 0, **fields) -> list[dict]:
+        return [e for e in self.events()[since:]
+                if text in e.get("event", "") and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_log(self, text: str, timeout: float = 10, since: int = 0, **fields) -> dict:
+        def found():
+            events = self.find(text, since, **fields)
+            if not events:
+                self.check_running()
+            return events
+        return wait_for(found, timeout=timeout, what=f"{text!r} in {self.node}'s log")[0]
+
+    def check_running(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"pyvrrpd in {self.node} exited {self.proc.returncode}:\n{self.text()}")
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 5) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+def addresses(lab: Lab, node: str, dev: str | None = None) -> str:
+    argv = ["ip", "-o", "addr", "show"] + (["dev", dev] if dev else [])
+    return lab.run(node, argv, check=False).stdout
+
+
+def holds(lab: Lab, node: str, vip: str, dev: str | None = None) -> bool:
+    return f" {vip}/" in addresses(lab, node, dev)
+
+
+def wait_master(lab: Lab, node: str, vip: str, timeout: float, *running: Daemon, dev: str | None = None) -> None:
+    """Wait until `node` holds the VIP and no other node does; fail at once if a daemon in `running` dies."""
+    others = [n for n in lab.nodes if n != node]
+
+    def done() -> bool:
+        for daemon in running:
+            daemon.check_running()
+        return holds(lab, node, vip, dev) and not any(holds(lab, n, vip) for n in others)
+
+    wait_for(done, timeout=timeout, what=f"{vip} on {node} only")
+
+
+def remove_stale_vip(lab: Lab, node: str, vip: str, family: int) -> None:
+    lab.run(node, ["ip", "addr", "del", f"{vip}/{32 if family == 4 else 128}", "dev", "lan0"])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_elect_stop_preempt_and_crash(lab, variant):
+    """One pair through its life: election, SIGTERM hand-over, preemption on restart, kill -9."""
+    vip = variant.vip
+    d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150), "a")
+    d2 = Daemon(lab, "d2", config(lab, "d2", variant, 100), "a")
+    # Election: exactly one master, the higher priority. (Started together, both may be master for a
+    # moment, until the first adverts cross.)
+    wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2)
+    assert int(d1.pid_file.read_text()) == d1.proc.pid
+    d2.wait_log("Entering BACKUP STATE (init)")
+
+    # SIGTERM: d1 sends priority 0 and removes its VIP; d2 takes over after Skew_Time.
+    mark = d2.mark()
+    assert d1.stop() == 0
+    assert not holds(lab, "d1", vip) and not d1.pid_file.exists()
+    wait_master(lab, "d2", vip, variant.master_down() + MARGIN, d2)
+    assert d2.wait_log("Entering MASTER STATE", since=mark)["reason"] == "priority_zero"
+    assert d1.find("sent 0 priority") and d1.find("Stopped pyvrrpd")
+
+    # Restart d1: it discards d2's lower-priority adverts and preempts when its down timer expires.
+    mark = d2.mark()
+    d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150), "b")
+    wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2)
+    assert d1.wait_log("Entering MASTER STATE")["reason"] == "preempt"
+    assert d2.wait_log("Entering BACKUP STATE", since=mark, reason="higher_priority")
+
+    # kill -9: no goodbye; d2 takes over after Master_Down_Interval. The dead master keeps its VIP
+    # (as keepalived's does), so the test removes it.
+    mark = d2.mark()
+    d1.proc.kill()
+    d1.proc.wait(timeout=5)
+    wait_for(lambda: holds(lab, "d2", vip), timeout=variant.master_down() + MARGIN, what=f"{vip} on d2")
+    assert d2.wait_log("Entering MASTER STATE", since=mark)["reason"] == "master_down"
+    assert holds(lab, "d1", vip)
+    remove_stale_vip(lab, "d1", vip, variant.family)
+    assert d2.stop() == 0 and not holds(lab, "d2", vip)
+
+
+def test_nopreempt_keeps_the_running_master(lab):
+    d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    wait_master(lab, "d2", VIP4, V3.master_down() + MARGIN, d2)
+    d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, extra="nopreempt"), "a")
+    d1.wait_log("Entering BACKUP STATE (init)")
+    # Give d1 five of its Master_Down_Intervals to (wrongly) take over.
+    with pytest.raises(TimeoutError):
+        wait_for(lambda: holds(lab, "d1", VIP4), timeout=5 * V3.master_down(), what="d1 to take over")
+    assert holds(lab, "d2", VIP4) and not d1.find("Entering MASTER STATE")
+    # d2 leaving still hands over to the nopreempt node.
+    assert d2.stop() == 0
+    wait_master(lab, "d1", VIP4, V3.master_down() + MARGIN, d1)
+
+
+def test_preempt_delay_postpones_the_takeover(lab):
+    delay = 1.0
+    d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    wait_master(lab, "d2", VIP4, V3.master_down() + MARGIN, d2)
+    d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, extra=f"preempt_delay {delay:g}"), "a")
+    wait_master(lab, "d1", VIP4, delay + 2 * V3.master_down() + MARGIN, d1, d2)
+    started = d1.wait_log("Entering BACKUP STATE (init)")
+    master = d1.wait_log("Entering MASTER STATE")
+    assert master["reason"] == "preempt"
+    elapsed = datetime.fromisoformat(master["timestamp"]) - datetime.fromisoformat(started["timestamp"])
+    assert elapsed.total_seconds() >= delay  # a lower bound: it can never be faster
+    d1.proc.send_signal(signal.SIGINT)  # Ctrl-C stops as cleanly as SIGTERM
+    assert d1.proc.wait(timeout=5) == 0 and not holds(lab, "d1", VIP4)
+
+
+@pytest.mark.parametrize("variant, mac", [(V3, "00:00:5e:00:01:33"),
+                                           (Variant(3, 0.1, family=6), "00:00:5e:00:02:33")], ids=["ipv4", "ipv6"])
+def test_use_vmac_puts_the_vip_on_a_macvlan_with_the_virtual_mac(lab, variant, mac):
+    vip = variant.vip
+    d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150, extra="use_vmac"), "a")
+    d2 = Daemon(lab, "d2", config(lab, "d2", variant, 100, extra="use_vmac"), "a")
+    wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2, dev="vrrp.51")
+    link = lab.run("d1", ["ip", "-o", "-d", "link", "show", "vrrp.51"]).stdout
+    assert f"link/ether {mac}" in link and "macvlan" in link and "lan0" in link
+    assert not holds(lab, "d1", vip, dev="lan0")
+    d2.wait_log("Entering BACKUP STATE (init)")
+    mark = d2.mark()
+    assert d1.stop() == 0
+    assert lab.run("d1", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0  # deleted on exit
+    wait_for(lambda: holds(lab, "d2", vip, dev="vrrp.51"), timeout=variant.master_down() + MARGIN,
+             what="the VIP on d2's vrrp.51")
+    assert d2.wait_log("Entering MASTER STATE", since=mark)["reason"] == "priority_zero"
+    assert d2.stop() == 0
+    assert lab.run("d2", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+
+
+def test_link_down_means_fault_and_link_up_recovers(lab):
+    d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150), "a")
+    d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    wait_master(lab, "d1", VIP4, 2 * V3.master_down() + MARGIN, d1, d2)
+    lab.run("d1", ["ip", "link", "set", "lan0", "down"])
+    d1.wait_log("Entering FAULT STATE")
+    wait_master(lab, "d2", VIP4, V3.master_down() + MARGIN, d1, d2)
+    lab.run("d1", ["ip", "link", "set", "lan0", "up"])
+    wait_master(lab, "d1", VIP4, 2 * V3.master_down() + MARGIN, d1, d2)
+    assert d1.wait_log("Entering BACKUP STATE", reason="fault_cleared")
+    assert d1.stop() == 0
+
+
+def make_lan1(lab: Lab) -> None:
+    for argv in (["ip", "link", "add", "lan1", "type", "veth", "peer", "name", "lan1p"],
+                 ["ip", "link", "set", "lan1p", "up"], ["ip", "link", "set", "lan1", "up"],
+                 ["ip", "addr", "add", "203.0.113.1/24", "dev", "lan1"]):
+        lab.run("d1", argv)
+
+
+def test_missing_interface_starts_in_fault_and_recovers(lab):
+    vip = "203.0.113.100"
+    d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, interface="lan1", vip=vip), "a")
+    d1.wait_log("Entering FAULT STATE (init)")
+    assert d1.find("interface lan1 does not exist")
+    d1.proc.send_signal(signal.SIGHUP)
+    d1.wait_log("reload is not supported yet; keeping the running configuration")
+    make_lan1(lab)
+    wait_for(lambda: holds(lab, "d1", vip, dev="lan1"), timeout=V3.master_down() + MARGIN, what="the VIP on lan1")
+    assert d1.wait_log("Entering MASTER STATE")["reason"] == "master_down"
+    # Deleted and re-created (a new index): FAULT, then master again on the new interface.
+    mark = d1.mark()
+    lab.run("d1", ["ip", "link", "del", "lan1"])
+    d1.wait_log("Entering FAULT STATE", since=mark)
+    make_lan1(lab)
+    wait_for(lambda: holds(lab, "d1", vip, dev="lan1"), timeout=V3.master_down() + MARGIN,
+             what="the VIP on the new lan1")
+    assert d1.stop() == 0 and not holds(lab, "d1", vip)
