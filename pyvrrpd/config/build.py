@@ -20,16 +20,16 @@ keepalived makes when a block ends. The wording is pyvrrpd's own.
 
 from __future__ import annotations
 
+import _socket  # for if_nameindex(): importing socket.py costs 5 ms (its IntEnums) at every start
 import functools
+import grp
 import ipaddress
 import os
 import pwd
-import grp
 import re
-import socket
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
 
 from pyvrrpd.config import model as m
 from pyvrrpd.config.diagnostics import Diagnostic, Severity, Span
@@ -52,40 +52,67 @@ RULE_START_PRIORITY = 16384
 # --------------------------------------------------------------------------- the host
 
 
-class Host(Protocol):
+class Host:
     """What the build may ask about the machine it runs on.
 
-    Every answer may be None ("cannot tell"), which skips the check.
+    Every answer may be None ("cannot tell"), which skips the check; this base
+    class cannot tell anything. (A base class, not a typing.Protocol: importing
+    typing would cost 3 ms at every start.)
     """
 
-    def interface_exists(self, name: str) -> bool | None: ...
+    def interface_exists(self, name: str) -> bool | None:
+        """Whether a network interface of that name exists here."""
+        return None
 
     def user_problem(self, user: str, group: str | None) -> str | None:
         """Why scripts cannot run as user[:group] here, or None if they can."""
+        return None
 
     def script_problem(self, argv0: str, user: str) -> str | None:
         """Why argv0 cannot be run (safely) as user here, or None if fine."""
+        return None
 
     def name_resolves(self, name: str) -> bool | None:
         """Whether a host name (e.g. smtp_server) resolves here."""
+        return None
 
 
-class LocalHost:
-    """The machine this process runs on.
+_UNKNOWN = object()
 
-    Interfaces come from socket.if_nameindex(), so the answer depends on the
+
+def _remembered(method):
+    """A LocalHost question asked once per distinct arguments: a config may run the same
+    script as the same user hundreds of times, and each check reads /etc/passwd and /etc/group."""
+
+    @functools.wraps(method)
+    def ask(self, *args):
+        key = (method.__name__, args)
+        answer = self._answers.get(key, _UNKNOWN)
+        if answer is _UNKNOWN:
+            answer = self._answers[key] = method(self, *args)
+        return answer
+
+    return ask
+
+
+class LocalHost(Host):
+    """The machine this process runs on, as it is when the object is made.
+
+    Interfaces come from if_nameindex(), so the answer depends on the
     network namespace the command runs in.
     """
 
     def __init__(self) -> None:
+        self._answers: dict[tuple, object] = {}
         try:
-            self._ifnames: frozenset[str] | None = frozenset(name for _, name in socket.if_nameindex())
+            self._ifnames: frozenset[str] | None = frozenset(name for _, name in _socket.if_nameindex())
         except OSError:
             self._ifnames = None
 
     def interface_exists(self, name: str) -> bool | None:
         return None if self._ifnames is None else name in self._ifnames
 
+    @_remembered
     def user_problem(self, user: str, group: str | None) -> str | None:
         try:
             pwd.getpwnam(user)
@@ -98,6 +125,7 @@ class LocalHost:
                 return f"group {group} does not exist on this host"
         return None
 
+    @_remembered
     def script_problem(self, argv0: str, user: str) -> str | None:
         path = argv0
         if "/" not in path:
@@ -132,9 +160,11 @@ class LocalHost:
                 return f"unsafe permissions for script {argv0} run as root: {unsafe} is writable by non-root users"
         return None
 
-
+    @_remembered
     def name_resolves(self, name: str) -> bool | None:
         try:
+            import socket  # rarely needed (smtp_server): not worth importing at every start
+
             socket.getaddrinfo(name, None)
         except (OSError, UnicodeError):
             return False
@@ -159,7 +189,7 @@ def _unsafe_component(path: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class StaticHost:
+class StaticHost(Host):
     """A host described by data: for tests, and for checking a config against
     another machine (e.g. keepalived's corpus namespace, which has only ``lo``).
 
@@ -227,6 +257,7 @@ def parse_int(text: str) -> int | None:
     return int(text) if _INT_RE.fullmatch(text) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_decimal_us(text: str) -> tuple[int, bool] | None:
     """Decimal seconds -> (microseconds, rounded). Rounded means more than 6 places."""
     mt = _DEC_RE.fullmatch(text)
@@ -270,15 +301,31 @@ def read_timer(r: _Report, word: Word, lo_us: int, hi_us: int | None, what: str,
     return us
 
 
+def int_arg(r: _Report, node: Node, lo: int, hi: int, what: str, fallback: str) -> int | None:
+    """:func:`read_int` of a statement's first argument."""
+    value = parse_int(node.texts[1])
+    if value is not None and lo <= value <= hi:
+        return value
+    return read_int(r, node.words[1], lo, hi, what, fallback)
+
+
+def timer_arg(r: _Report, node: Node, lo_us: int, hi_us: int | None, what: str, fallback: str) -> int | None:
+    """:func:`read_timer` of a statement's first argument."""
+    parsed = parse_decimal_us(node.texts[1])
+    if parsed is not None and not parsed[1] and lo_us <= parsed[0] and (hi_us is None or parsed[0] <= hi_us):
+        return parsed[0]
+    return read_timer(r, node.words[1], lo_us, hi_us, what, fallback)
+
+
 _TRUE = ("true", "on", "yes")
 _FALSE = ("false", "off", "no")
 
 
 def read_bool(r: _Report, node: Node, what: str, fallback: str = "ignoring it") -> bool | None:
     """``keyword`` alone means true; otherwise exactly true|on|yes|false|off|no."""
-    if len(node.words) < 2:
+    if len(node.texts) < 2:
         return True
-    text = node.words[1].text
+    text = node.texts[1]
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -312,6 +359,7 @@ def parse_prefix(text: str) -> tuple[m.IPAddress | None, int | None, str | None]
     return addr, plen, None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_port(text: str) -> int | None:
     value = parse_int(text)
     return value if value is not None and 0 <= value <= 65535 and text.isdigit() else None
@@ -716,17 +764,25 @@ def build(root: Node, *, host: Host | None = None) -> tuple[m.Config, list[Diagn
     return config, b.r.items
 
 
-def _arg(node: Node, i: int = 1) -> Word | None:
-    return node.words[i] if len(node.words) > i else None
+def _arg(node: Node, i: int = 1) -> str | None:
+    """The text of word ``i`` of a statement, None if there is no such word.
+
+    Values are read from ``Node.texts``; ``Node.words`` (built on first use) only
+    serve for the spans of diagnostics.
+    """
+    texts = node.texts
+    return texts[i] if len(texts) > i else None
 
 
-@dataclass
 class _ScriptUse:
     """A kept script, for the end-of-build security checks."""
 
-    subsystem: str  # "vrrp", "checker" or "parent": keepalived's process that runs it
-    script: m.Script
-    user: str  # effective account
+    __slots__ = ("subsystem", "script", "user")
+
+    def __init__(self, subsystem: str, script: m.Script, user: str) -> None:
+        self.subsystem = subsystem  # "vrrp", "checker" or "parent": keepalived's process that runs it
+        self.script = script
+        self.user = user  # effective account
 
 
 class _Builder:
@@ -785,14 +841,14 @@ class _Builder:
                 "vrrp_track_process": "vrrp_track_process",
                 "bfd_instance": "bfd_instance",
             }
-            if kw in names and len(node.words) >= 2:
+            if kw in names and len(node.texts) >= 2:
                 store = {
                     "vrrp_script": self.vrrp_script_defs,
                     "track_file": self.track_file_defs,
                     "vrrp_track_process": self.track_process_defs,
                     "bfd_instance": self.bfd_defs,
                 }[names[kw]]
-                store.setdefault(node.words[1].text, (index, node.span))
+                store.setdefault(node.texts[1], (index, node.span))
         for self.top_index, node in enumerate(tops):
             self._top(node)
         sync_groups = self._sync_groups()
@@ -889,8 +945,8 @@ class _Builder:
                 self.ifhost = None  # keepalived accepts interfaces that appear later
             elif c.keyword == "enable_script_security":
                 self.script_security = True
-            elif c.keyword == "script_user" and len(c.words) >= 2:
-                user, group = c.words[1].text, (c.words[2].text if len(c.words) > 2 else None)
+            elif c.keyword == "script_user" and len(c.texts) >= 2:
+                user, group = c.texts[1], (c.texts[2] if len(c.texts) > 2 else None)
                 self.script_user = (user, group)
                 self.script_user_failed = (
                     self.host is not None and self.host.user_problem(user, group) is not None
@@ -924,17 +980,17 @@ class _Builder:
         cmd = _arg(node)
         if cmd is None:
             return None
-        argv = split_command(cmd.text)
+        argv = split_command(cmd)
         if not argv:
-            self.r.warn(cmd.span, f"{what}: empty command; ignored")
+            self.r.warn(node.words[1].span, f"{what}: empty command; ignored")
             return None
         user = group = None
         if user_words:
-            if len(node.words) > 2:
-                user = node.words[2].text
-            if len(node.words) > 3:
-                group = node.words[3].text
-        elif len(node.words) > 2:
+            if len(node.texts) > 2:
+                user = node.texts[2]
+            if len(node.texts) > 3:
+                group = node.texts[3]
+        elif len(node.texts) > 2:
             self.r.warn(
                 node.words[2].span,
                 f"{what}: words after the command are ignored; put the command and its arguments in quotes",
@@ -998,33 +1054,33 @@ class _Builder:
         sync_daemon_seen = False
         for c in node.children:
             kw, a = c.keyword, _arg(c)
-            if kw == "router_id" and a:
-                g["router_id"] = a.text
+            if kw == "router_id" and a is not None:
+                g["router_id"] = a
             elif kw == "notification_email":
                 words = _words(c.items)
                 if not words:
                     r.warn(c.end or c.span, "notification_email block is empty")
                 emails.extend(w.text for w in words)
-            elif kw == "notification_email_from" and a:
-                g["notification_email_from"] = a.text
-            elif kw == "smtp_server" and a:
-                g["smtp_server"] = a.text
-                if parse_ip(a.text) is None and self.host is not None and self.host.name_resolves(a.text) is False:
-                    r.host(a.span, f"smtp_server {a.text} does not resolve on this host, so no email can be sent")
+            elif kw == "notification_email_from" and a is not None:
+                g["notification_email_from"] = a
+            elif kw == "smtp_server" and a is not None:
+                g["smtp_server"] = a
+                if parse_ip(a) is None and self.host is not None and self.host.name_resolves(a) is False:
+                    r.host(c.words[1].span, f"smtp_server {a} does not resolve on this host, so no email can be sent")
                 port = _arg(c, 2)
                 if port is not None:
-                    p = parse_port(port.text)
+                    p = parse_port(port)
                     if p is None or p == 0:
-                        r.warn(port.span, f"smtp_server port '{port.text}' is invalid; smtp_server ignored")
+                        r.warn(c.words[2].span, f"smtp_server port '{port}' is invalid; smtp_server ignored")
                         g.pop("smtp_server")
                     else:
                         g["smtp_port"] = p
-            elif kw == "smtp_helo_name" and a:
-                g["smtp_helo_name"] = a.text
-            elif kw == "smtp_connect_timeout" and a:
-                v = read_int(r, a, 0, UINT32_MAX // SECOND, "smtp_connect_timeout", "using 30s")
+            elif kw == "smtp_helo_name" and a is not None:
+                g["smtp_helo_name"] = a
+            elif kw == "smtp_connect_timeout" and a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX // SECOND, "smtp_connect_timeout", "using 30s")
                 if v == 0:
-                    r.warn(a.span, "smtp_connect_timeout must be greater than 0; using 1s")
+                    r.warn(c.words[1].span, "smtp_connect_timeout must be greater than 0; using 1s")
                     v = 1
                 if v is not None:
                     g["smtp_connect_timeout_us"] = v * SECOND
@@ -1032,19 +1088,22 @@ class _Builder:
                 v = read_bool(r, c, kw)
                 if v is not None:
                     g[kw] = v
-            elif kw == "vrrp_version" and a:
-                v = read_int(r, a, 2, 3, "vrrp_version", "using 2")
+            elif kw == "vrrp_version" and a is not None:
+                v = int_arg(r, c, 2, 3, "vrrp_version", "using 2")
                 if v is not None:
                     g["vrrp_version"] = v
-            elif kw in ("vrrp_mcast_group4", "vrrp_mcast_group6") and a:
-                ip = parse_ip(a.text)
+            elif kw in ("vrrp_mcast_group4", "vrrp_mcast_group6") and a is not None:
+                ip = parse_ip(a)
                 version = 4 if kw.endswith("4") else 6
                 if ip is None or ip.version != version or not ip.is_multicast:
-                    r.warn(a.span, f"{kw} '{a.text}' is not an IPv{version} multicast address; using the default")
+                    r.warn(c.words[1].span, f"{kw} '{a}' is not an IPv{version} multicast address; using the default")
                 else:
                     g[kw] = ip
-            elif kw in ("vrrp_garp_master_delay", "vrrp_garp_master_refresh", "vrrp_garp_lower_prio_delay") and a:
-                v = read_int(r, a, 0, UINT32_MAX // SECOND, kw, "ignoring it")
+            elif (
+                kw in ("vrrp_garp_master_delay", "vrrp_garp_master_refresh", "vrrp_garp_lower_prio_delay")
+                and a is not None
+            ):
+                v = int_arg(r, c, 0, UINT32_MAX // SECOND, kw, "ignoring it")
                 if v is not None:
                     field_name = {
                         "vrrp_garp_master_delay": "vrrp_garp_master_delay_us",
@@ -1054,19 +1113,19 @@ class _Builder:
                     g[field_name] = v * SECOND
                     if kw == "vrrp_garp_lower_prio_delay":
                         lower_prio_delay = v * SECOND
-            elif kw in ("vrrp_garp_master_repeat", "vrrp_garp_master_refresh_repeat") and a:
-                v = read_int(r, a, 0, UINT32_MAX, kw, "ignoring it")
+            elif kw in ("vrrp_garp_master_repeat", "vrrp_garp_master_refresh_repeat") and a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX, kw, "ignoring it")
                 if v == 0:
-                    r.warn(a.span, f"{kw} must be greater than 0; using 1")
+                    r.warn(c.words[1].span, f"{kw} must be greater than 0; using 1")
                     v = 1
                 if v is not None:
                     g[kw] = v
-            elif kw == "vrrp_garp_lower_prio_repeat" and a:
-                v = read_int(r, a, 0, 2**31 - 1, kw, "ignoring it")
+            elif kw == "vrrp_garp_lower_prio_repeat" and a is not None:
+                v = int_arg(r, c, 0, 2**31 - 1, kw, "ignoring it")
                 if v is not None:
                     lower_prio_repeat = g[kw] = v
-            elif kw in ("vrrp_garp_interval", "vrrp_gna_interval") and a:
-                v = read_timer(r, a, 1, UINT32_MAX, kw, "ignoring it")
+            elif kw in ("vrrp_garp_interval", "vrrp_gna_interval") and a is not None:
+                v = timer_arg(r, c, 1, UINT32_MAX, kw, "ignoring it")
                 if v is not None:
                     g[kw + "_us"] = v
             elif kw == "vrrp_min_garp":
@@ -1078,8 +1137,8 @@ class _Builder:
                         g["vrrp_garp_master_refresh_repeat"] = 0
                     if g.get("vrrp_garp_master_delay_us", 5 * SECOND) == 5 * SECOND:
                         g["vrrp_garp_master_delay_us"] = 0
-            elif kw == "vrrp_down_timer_adverts" and a:
-                v = read_int(r, a, 1, 100, kw, "using 3")
+            elif kw == "vrrp_down_timer_adverts" and a is not None:
+                v = int_arg(r, c, 1, 100, kw, "using 3")
                 if v is not None:
                     g[kw] = v
             elif kw in ("vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert", "vrrp_notify_priority_changes"):
@@ -1088,27 +1147,27 @@ class _Builder:
                     g[kw] = v
             elif kw in ("vrrp_strict", "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "lvs_flush"):
                 g[kw] = True
-            elif kw == "vrrp_startup_delay" and a:
-                v = read_timer(r, a, 0, 3600 * SECOND, kw, "ignoring it")
+            elif kw == "vrrp_startup_delay" and a is not None:
+                v = timer_arg(r, c, 0, 3600 * SECOND, kw, "ignoring it")
                 if v is not None:
                     g["vrrp_startup_delay_us"] = v
             elif kw == "dynamic_interfaces":
                 g["dynamic_interfaces"] = True
-                if a is not None and a.text != "allow_if_changes":
-                    r.warn(a.span, f"unknown dynamic_interfaces option '{a.text}'; ignored")
-            elif kw == "default_interface" and a:
-                g["default_interface"] = a.text
-                self._host_interface(a, f"default_interface {a.text}")
-            elif kw == "script_user" and a:
-                g["script_user"] = a.text
-                g["script_group"] = c.words[2].text if len(c.words) > 2 else None
+                if a is not None and a != "allow_if_changes":
+                    r.warn(c.words[1].span, f"unknown dynamic_interfaces option '{a}'; ignored")
+            elif kw == "default_interface" and a is not None:
+                g["default_interface"] = a
+                self._host_interface(c.words[1], f"default_interface {a}")
+            elif kw == "script_user" and a is not None:
+                g["script_user"] = a
+                g["script_group"] = c.texts[2] if len(c.texts) > 2 else None
                 if self.script_user_failed and self.host is not None:
-                    problem = self.host.user_problem(a.text, g["script_group"])
-                    r.host(a.span, f"script_user: {problem}; scripts without their own user cannot run")
+                    problem = self.host.user_problem(a, g["script_group"])
+                    r.host(c.words[1].span, f"script_user: {problem}; scripts without their own user cannot run")
             elif kw == "enable_script_security":
                 g["enable_script_security"] = True
-            elif kw in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo") and a:
-                g[kw] = a.text
+            elif kw in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo") and a is not None:
+                g[kw] = a
             elif kw in ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"):
                 subsystem = {"vrrp": "vrrp", "lvs_": "checker"}.get(kw[:4], "vrrp")
                 g[kw] = self._notify_script(c, subsystem, kw)
@@ -1117,17 +1176,17 @@ class _Builder:
                     r.warn(c.span, f"{kw} has no command; ignored")
                 else:
                     g[kw] = self._notify_script(c, "parent", kw)
-            elif kw in ("startup_script_timeout", "shutdown_script_timeout") and a:
-                v = read_int(r, a, 1, 1000, kw, "using 10s")
+            elif kw in ("startup_script_timeout", "shutdown_script_timeout") and a is not None:
+                v = int_arg(r, c, 1, 1000, kw, "using 10s")
                 if v is not None:
                     g[kw + "_us"] = v * SECOND
             elif kw in ("lvs_flush_on_stop", "lvs_flush_onstop"):
                 if a is None:
                     g["lvs_flush_on_stop"] = "FULL"
-                elif a.text == "VS":
+                elif a == "VS":
                     g["lvs_flush_on_stop"] = "VS"
                 else:
-                    r.warn(a.span, f"unknown lvs_flush_on_stop type '{a.text}'; ignored")
+                    r.warn(c.words[1].span, f"unknown lvs_flush_on_stop type '{a}'; ignored")
             elif kw == "lvs_sync_daemon":
                 if sync_daemon_seen:
                     r.warn(c.span, "lvs_sync_daemon is given twice; this one is ignored")
@@ -1135,15 +1194,15 @@ class _Builder:
                 sync_daemon_seen = True
                 self._lvs_sync_daemon(c)
                 g["lvs_sync_daemon"] = tuple(w.text for w in c.words[1:])
-            elif kw in ("vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority") and a:
-                v = parse_int(a.text)
+            elif kw in ("vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority") and a is not None:
+                v = parse_int(a)
                 if v is None:
-                    r.warn(a.span, f"{kw} '{a.text}' is not a base-10 number; ignored")
+                    r.warn(c.words[1].span, f"{kw} '{a}' is not a base-10 number; ignored")
                 elif not 1 <= v <= RT_PRIORITY_MAX:
                     clamp = min(max(v, 1), RT_PRIORITY_MAX)
-                    r.warn(a.span, f"{kw} {v} is outside [1, {RT_PRIORITY_MAX}]; using {clamp}")
-            elif kw in ("vrrp_priority", "checker_priority", "bfd_priority") and a:
-                read_int(r, a, -20, 19, kw, "ignoring it")
+                    r.warn(c.words[1].span, f"{kw} {v} is outside [1, {RT_PRIORITY_MAX}]; using {clamp}")
+            elif kw in ("vrrp_priority", "checker_priority", "bfd_priority") and a is not None:
+                int_arg(r, c, -20, 19, kw, "ignoring it")
             elif kw in ("nftables", "vrrp_iptables"):
                 if nftables_seen:
                     r.warn(c.span, f"{kw}: a firewall table is already configured; ignored")
@@ -1204,9 +1263,9 @@ class _Builder:
     # ------------------------------------------------------------------ tracked objects
 
     def _duplicate(self, node: Node, kind: str, seen: dict) -> bool:
-        if len(node.words) < 2:
+        if len(node.texts) < 2:
             return True
-        name = node.words[1].text
+        name = node.texts[1]
         if name in seen:
             self.r.warn(node.span, f"{kind} {name} is defined twice; this definition is ignored")
             return True
@@ -1215,7 +1274,7 @@ class _Builder:
     def _vrrp_script(self, node: Node) -> None:
         if self._duplicate(node, "vrrp_script", self.vrrp_scripts):
             return
-        r, name = self.r, node.words[1].text
+        r, name = self.r, node.texts[1]
         kw: dict = {"name": name, "span": node.span}
         argv: list[str] | None = None
         user = group = None
@@ -1227,32 +1286,32 @@ class _Builder:
                 parsed = self._command(c, f"vrrp_script {name}", user_words=False)
                 if parsed is not None:
                     argv = parsed[0]
-            elif c.keyword in ("interval", "timeout") and a:
-                v = read_int(r, a, 0, UINT32_MAX // SECOND, f"vrrp_script {name} {c.keyword}", "ignoring it")
+            elif c.keyword in ("interval", "timeout") and a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX // SECOND, f"vrrp_script {name} {c.keyword}", "ignoring it")
                 if v == 0:
-                    r.warn(a.span, f"vrrp_script {name} {c.keyword} must be greater than 0; using 1s")
+                    r.warn(c.words[1].span, f"vrrp_script {name} {c.keyword} must be greater than 0; using 1s")
                     v = 1
                 if v is not None:
                     kw[c.keyword + "_us"] = v * SECOND
                     timeout_set = timeout_set or c.keyword == "timeout"
-            elif c.keyword == "weight" and a:
-                v = read_int(r, a, -253, 253, f"vrrp_script {name} weight", "using 0")
+            elif c.keyword == "weight" and a is not None:
+                v = int_arg(r, c, -253, 253, f"vrrp_script {name} weight", "using 0")
                 kw["weight"] = 0 if v is None else v
                 rev = _arg(c, 2)
                 if rev is not None:
-                    if rev.text == "reverse":
+                    if rev == "reverse":
                         kw["weight_reverse"] = True
                     else:
-                        r.warn(rev.span, f"vrrp_script {name}: unknown weight option '{rev.text}'; ignored")
-            elif c.keyword in ("rise", "fall") and a:
-                v = read_int(r, a, 1, 2**31 - 1, f"vrrp_script {name} {c.keyword}", "using 1")
+                        r.warn(c.words[2].span, f"vrrp_script {name}: unknown weight option '{rev}'; ignored")
+            elif c.keyword in ("rise", "fall") and a is not None:
+                v = int_arg(r, c, 1, 2**31 - 1, f"vrrp_script {name} {c.keyword}", "using 1")
                 kw[c.keyword] = 1 if v is None else v
-            elif c.keyword == "user" and a:
-                user, group = a.text, (c.words[2].text if len(c.words) > 2 else None)
+            elif c.keyword == "user" and a is not None:
+                user, group = a, (c.texts[2] if len(c.texts) > 2 else None)
                 problem = self.host.user_problem(user, group) if self.host is not None else None
                 removed = problem is not None
                 if removed:
-                    r.host(a.span, f"vrrp_script {name}: {problem}; the script cannot run")
+                    r.host(c.words[1].span, f"vrrp_script {name}: {problem}; the script cannot run")
             elif c.keyword == "init_fail":
                 kw["init_fail"] = True
         end = node.end or node.span
@@ -1276,22 +1335,22 @@ class _Builder:
     def _track_file(self, node: Node) -> None:
         if self._duplicate(node, "track_file", self.track_files):
             return
-        r, name = self.r, node.words[1].text
+        r, name = self.r, node.texts[1]
         kw: dict = {"name": name, "span": node.span}
         for c in node.children:
             a = _arg(c)
-            if c.keyword == "file" and a:
-                kw["path"] = a.text
-            elif c.keyword == "weight" and a:
-                v = read_int(r, a, -254, 254, f"track_file {name} weight", "using 1")
+            if c.keyword == "file" and a is not None:
+                kw["path"] = a
+            elif c.keyword == "weight" and a is not None:
+                v = int_arg(r, c, -254, 254, f"track_file {name} weight", "using 1")
                 if v is not None:
                     kw["weight"] = v
                 rev = _arg(c, 2)
                 if rev is not None:
-                    if rev.text == "reverse":
+                    if rev == "reverse":
                         kw["weight_reverse"] = True
                     else:
-                        r.warn(rev.span, f"track_file {name}: unknown weight option '{rev.text}'; ignored")
+                        r.warn(c.words[2].span, f"track_file {name}: unknown weight option '{rev}'; ignored")
             elif c.keyword == "init_file":
                 kw["init_value"] = 0
                 for w in c.words[1:]:
@@ -1308,47 +1367,47 @@ class _Builder:
     def _track_process(self, node: Node) -> None:
         if self._duplicate(node, "vrrp_track_process", self.track_processes):
             return
-        r, name = self.r, node.words[1].text
+        r, name = self.r, node.texts[1]
         kw: dict = {"name": name, "span": node.span}
         for c in node.children:
             a = _arg(c)
-            if c.keyword == "process" and a:
+            if c.keyword == "process" and a is not None:
                 if "process" in kw:
                     r.warn(c.span, f"vrrp_track_process {name}: process already set; ignored")
                     continue
-                kw["process"] = a.text
-                if len(c.words) > 2:
+                kw["process"] = a
+                if len(c.texts) > 2:
                     kw["params"] = tuple(w.text for w in c.words[2:])
                     kw.setdefault("param_match", "exact")
                     kw["full_command"] = True
             elif c.keyword == "param_match":
                 if a is None:
                     kw["param_match"] = "exact"
-                elif a.text in ("initial", "partial"):
-                    kw["param_match"] = a.text
+                elif a in ("initial", "partial"):
+                    kw["param_match"] = a
                 else:
-                    r.warn(a.span, f"vrrp_track_process {name}: invalid param_match '{a.text}'; ignored")
+                    r.warn(c.words[1].span, f"vrrp_track_process {name}: invalid param_match '{a}'; ignored")
                     continue
                 kw["full_command"] = True
-            elif c.keyword == "weight" and a:
-                v = read_int(r, a, -254, 254, f"vrrp_track_process {name} weight", "ignoring it")
+            elif c.keyword == "weight" and a is not None:
+                v = int_arg(r, c, -254, 254, f"vrrp_track_process {name} weight", "ignoring it")
                 if v is not None:
                     kw["weight"] = v
                     rev = _arg(c, 2)
-                    if rev is not None and rev.text == "reverse":
+                    if rev is not None and rev == "reverse":
                         kw["weight_reverse"] = True
                     elif rev is not None:
-                        r.warn(rev.span, f"vrrp_track_process {name}: unknown weight option '{rev.text}'; ignored")
-            elif c.keyword == "quorum" and a:
-                v = read_int(r, a, 1, 65535, f"vrrp_track_process {name} quorum", "ignoring it")
+                        r.warn(c.words[2].span, f"vrrp_track_process {name}: unknown weight option '{rev}'; ignored")
+            elif c.keyword == "quorum" and a is not None:
+                v = int_arg(r, c, 1, 65535, f"vrrp_track_process {name} quorum", "ignoring it")
                 if v is not None:
                     kw["quorum"] = v
-            elif c.keyword == "quorum_max" and a:
-                v = read_int(r, a, 0, 65535, f"vrrp_track_process {name} quorum_max", "ignoring it")
+            elif c.keyword == "quorum_max" and a is not None:
+                v = int_arg(r, c, 0, 65535, f"vrrp_track_process {name} quorum_max", "ignoring it")
                 if v is not None:
                     kw["quorum_max"] = v
-            elif c.keyword in ("delay", "terminate_delay", "fork_delay") and a:
-                v = read_timer(r, a, 1, 3600 * SECOND, f"vrrp_track_process {name} {c.keyword}", "ignoring it")
+            elif c.keyword in ("delay", "terminate_delay", "fork_delay") and a is not None:
+                v = timer_arg(r, c, 1, 3600 * SECOND, f"vrrp_track_process {name} {c.keyword}", "ignoring it")
                 if v is not None:
                     if c.keyword != "fork_delay":
                         kw["terminate_delay_us"] = v
@@ -1364,30 +1423,30 @@ class _Builder:
     def _bfd_instance(self, node: Node) -> None:
         if self._duplicate(node, "bfd_instance", self.bfds):
             return
-        r, name = self.r, node.words[1].text
+        r, name = self.r, node.texts[1]
         kw: dict = {"name": name, "span": node.span}
         for c in node.children:
             a, k = _arg(c), c.keyword
-            if k in ("neighbor_ip", "neighbour_ip", "source_ip") and a:
-                ip = parse_ip(a.text)
+            if k in ("neighbor_ip", "neighbour_ip", "source_ip") and a is not None:
+                ip = parse_ip(a)
                 if ip is None:
-                    r.warn(a.span, f"bfd_instance {name}: '{a.text}' is not a valid IP address; ignored")
+                    r.warn(c.words[1].span, f"bfd_instance {name}: '{a}' is not a valid IP address; ignored")
                 else:
                     kw["source_ip" if k == "source_ip" else "neighbor_ip"] = ip
-            elif k in ("min_rx", "min_tx", "idle_tx") and a:
-                v = read_int(r, a, 1, UINT32_MAX // 1000, f"bfd_instance {name} {k} (ms)", "using the default")
+            elif k in ("min_rx", "min_tx", "idle_tx") and a is not None:
+                v = int_arg(r, c, 1, UINT32_MAX // 1000, f"bfd_instance {name} {k} (ms)", "using the default")
                 if v is not None:
                     kw[k + "_us"] = v * 1000
-            elif k == "multiplier" and a:
-                v = read_int(r, a, 1, 255, f"bfd_instance {name} multiplier", "using 5")
+            elif k == "multiplier" and a is not None:
+                v = int_arg(r, c, 1, 255, f"bfd_instance {name} multiplier", "using 5")
                 if v is not None:
                     kw["multiplier"] = v
-            elif k in ("ttl", "hoplimit", "max_hops") and a:
-                v = read_int(r, a, 0 if k == "max_hops" else 1, 255, f"bfd_instance {name} {k}", "ignoring it")
+            elif k in ("ttl", "hoplimit", "max_hops") and a is not None:
+                v = int_arg(r, c, 0 if k == "max_hops" else 1, 255, f"bfd_instance {name} {k}", "ignoring it")
                 if v is not None:
                     kw["max_hops" if k == "max_hops" else "ttl"] = v
-            elif k == "weight" and a:
-                v = read_int(r, a, -253, 253, f"bfd_instance {name} weight", "using 0")
+            elif k == "weight" and a is not None:
+                v = int_arg(r, c, -253, 253, f"bfd_instance {name} weight", "using 0")
                 if v is not None:
                     kw["weight"] = v
             elif k == "passive":
@@ -1413,13 +1472,13 @@ class _Builder:
         interfaces: list[str] = []
         for c in node.children:
             a = _arg(c)
-            if c.keyword in ("garp_interval", "gna_interval") and a:
-                v = read_timer(r, a, 0, 2**31 - 1, f"garp_group {c.keyword}", "ignoring it")
+            if c.keyword in ("garp_interval", "gna_interval") and a is not None:
+                v = timer_arg(r, c, 0, 2**31 - 1, f"garp_group {c.keyword}", "ignoring it")
                 if v is not None:
                     kw[c.keyword + "_us"] = v
-            elif c.keyword == "interface" and a:
-                if self._host_interface(a, f"interface {a.text} in garp_group"):
-                    interfaces.append(a.text)
+            elif c.keyword == "interface" and a is not None:
+                if self._host_interface(c.words[1], f"interface {a} in garp_group"):
+                    interfaces.append(a)
             elif c.keyword == "interfaces":
                 words = _words(c.items)
                 if not words:
@@ -1440,8 +1499,8 @@ class _Builder:
         kw: dict = {"span": node.span}
         for c in node.children:
             a = _arg(c)
-            if c.keyword in ("password", "ca", "certificate", "key") and a:
-                kw[c.keyword] = a.text
+            if c.keyword in ("password", "ca", "certificate", "key") and a is not None:
+                kw[c.keyword] = a
         self.ssl = m.SslConfig(**kw)
 
     # ------------------------------------------------------------------ track_* value blocks
@@ -1513,16 +1572,16 @@ class _Builder:
 
     def _instance(self, node: Node) -> None:
         r = self.r
-        if len(node.words) != 2:
+        if len(node.texts) != 2:
             r.error(node.span, "vrrp_instance needs exactly one name; this block is ignored")
             return
-        name = node.words[1].text
+        name = node.texts[1]
         if name in self.instance_names:
             r.error(node.span, f"vrrp_instance {name} is already defined ({self.instance_names[name]}); "
                                "this definition is ignored")
             return
         self.instance_names[name] = node.span
-        d = _InstanceDraft(name=name, node=node, owner=f"vrrp_instance {name}")
+        d = _InstanceDraft(name, node, f"vrrp_instance {name}")
         for c in node.children:
             self._instance_keyword(d, c)
         self._instance_end(d)
@@ -1540,42 +1599,43 @@ class _Builder:
     def _instance_keyword(self, d: "_InstanceDraft", c: Node) -> None:
         r, kw, a, k = self.r, d.kw, _arg(c), c.keyword
         owner = d.owner
-        if k == "state" and a:
-            if a.text == "MASTER":
+        if k == "state" and a is not None:
+            if a == "MASTER":
                 d.state = m.State.MASTER
-            elif a.text == "BACKUP":
+            elif a == "BACKUP":
                 if d.state is m.State.MASTER:
-                    r.warn(a.span, f"{owner}: state was already set to MASTER; BACKUP ignored")
+                    r.warn(c.words[1].span, f"{owner}: state was already set to MASTER; BACKUP ignored")
                 else:
                     d.state = m.State.BACKUP
             else:
-                r.warn(a.span, f"{owner}: unknown state '{a.text}' (only MASTER or BACKUP, upper case); using BACKUP")
+                r.warn(c.words[1].span,
+                       f"{owner}: unknown state '{a}' (only MASTER or BACKUP, upper case); using BACKUP")
                 d.state = m.State.BACKUP
-        elif k == "interface" and a:
-            ifname = self._ifname(a, f"{owner}: interface")
+        elif k == "interface" and a is not None:
+            ifname = self._ifname(c.words[1], f"{owner}: interface")
             if ifname is not None:
                 kw["interface"] = ifname
-                d.interface_missing = not self._host_interface(a, f"interface {ifname} of {owner}")
-        elif k == "virtual_router_id" and a:
-            vrid = parse_int(a.text)
+                d.interface_missing = not self._host_interface(c.words[1], f"interface {ifname} of {owner}")
+        elif k == "virtual_router_id" and a is not None:
+            vrid = parse_int(a)
             if vrid is None or not 1 <= vrid <= 255:
-                r.error(a.span, f"{owner}: virtual_router_id '{a.text}' is invalid (must be 1-255); "
+                r.error(c.words[1].span, f"{owner}: virtual_router_id '{a}' is invalid (must be 1-255); "
                                 "the instance cannot run")
                 d.vrid_bad = True
             else:
                 kw["vrid"] = vrid
-        elif k == "priority" and a:
-            v = read_int(r, a, 1, 255, f"{owner}: priority", "using the default 100")
+        elif k == "priority" and a is not None:
+            v = int_arg(r, c, 1, 255, f"{owner}: priority", "using the default 100")
             d.priority = m.DEFAULT_PRIORITY if v is None else v
-        elif k == "advert_int" and a:
-            v = read_timer(r, a, SECOND // 100, 255 * SECOND, f"{owner}: advert_int", "using 1s")
+        elif k == "advert_int" and a is not None:
+            v = timer_arg(r, c, SECOND // 100, 255 * SECOND, f"{owner}: advert_int", "using 1s")
             if v is not None:
                 kw["advert_int_us"] = v
-        elif k == "version" and a:
-            v = read_int(r, a, 2, 3, f"{owner}: version", "ignoring it")
+        elif k == "version" and a is not None:
+            v = int_arg(r, c, 2, 3, f"{owner}: version", "ignoring it")
             if v is not None:
                 if (d.version is not None and d.version != v) or (v == 2 and d.family == 6):
-                    r.warn(a.span, f"{owner}: version {v} conflicts with the version already configured "
+                    r.warn(c.words[1].span, f"{owner}: version {v} conflicts with the version already configured "
                                    f"or implied ({d.version or 3}); ignored")
                 else:
                     d.version = v
@@ -1608,25 +1668,25 @@ class _Builder:
             d.unicast_configured = True
             for item in c.items:
                 self._unicast_peer(d, item)
-        elif k in ("unicast_src_ip", "mcast_src_ip") and a:
+        elif k in ("unicast_src_ip", "mcast_src_ip") and a is not None:
             if k == "unicast_src_ip":
                 d.unicast_configured = True
-            ip = parse_ip(a.text)
+            ip = parse_ip(a)
             if ip is None:
-                r.warn(a.span, f"{owner}: {k} '{a.text}' is not a valid IP address; ignored")
-            elif self._set_family(d, ip.version, a.span, f"{k} {a.text}"):
+                r.warn(c.words[1].span, f"{owner}: {k} '{a}' is not a valid IP address; ignored")
+            elif self._set_family(d, ip.version, c.words[1].span, f"{k} {a}"):
                 kw["src_ip"] = ip
-        elif k == "mcast_dst_ip" and a:
-            ip = parse_ip(a.text)
+        elif k == "mcast_dst_ip" and a is not None:
+            ip = parse_ip(a)
             if ip is None:
-                r.warn(a.span, f"{owner}: mcast_dst_ip '{a.text}' is not a valid IP address; ignored")
+                r.warn(c.words[1].span, f"{owner}: mcast_dst_ip '{a}' is not a valid IP address; ignored")
             elif not ip.is_multicast or (ip.version == 6 and ip.packed[1] & 0x0F != 2):
                 scope = " link-local" if ip.version == 6 else ""
-                r.warn(a.span, f"{owner}: mcast_dst_ip {a.text} is not a{scope} multicast address; ignored")
-            elif self._set_family(d, ip.version, a.span, f"mcast_dst_ip {a.text}"):
+                r.warn(c.words[1].span, f"{owner}: mcast_dst_ip {a} is not a{scope} multicast address; ignored")
+            elif self._set_family(d, ip.version, c.words[1].span, f"mcast_dst_ip {a}"):
                 kw["mcast_dst_ip"] = ip
-        elif k == "unicast_ttl" and a:
-            v = read_int(r, a, 0, 255, f"{owner}: unicast_ttl", "ignoring it")
+        elif k == "unicast_ttl" and a is not None:
+            v = int_arg(r, c, 0, 255, f"{owner}: unicast_ttl", "ignoring it")
             if v is not None:
                 kw["unicast_ttl"] = v
         elif k == "unicast_fault_no_peer":
@@ -1643,8 +1703,8 @@ class _Builder:
             d.nopreempt = True
         elif k == "preempt":
             d.nopreempt = False
-        elif k == "preempt_delay" and a:
-            v = read_timer(r, a, 0, 1000 * SECOND, f"{owner}: preempt_delay", "using 0")
+        elif k == "preempt_delay" and a is not None:
+            v = timer_arg(r, c, 0, 1000 * SECOND, f"{owner}: preempt_delay", "using 0")
             d.preempt_delay_us = 0 if v is None else v
         elif k in ("accept", "no_accept"):
             d.accept = k == "accept"
@@ -1658,12 +1718,12 @@ class _Builder:
                 d.strict = v
         elif k in ("dont_track_primary", "promote_secondaries", "use_vmac_addr", "vmac_xmit_base"):
             kw[k] = True
-        elif k == "debug" and a:
-            v = read_int(r, a, 0, 4, f"{owner}: debug", "ignoring it")
+        elif k == "debug" and a is not None:
+            v = int_arg(r, c, 0, 4, f"{owner}: debug", "ignoring it")
             if v is not None:
                 kw["debug"] = v
-        elif k == "kernel_rx_buf_size" and a:
-            v = read_int(r, a, 0, UINT32_MAX, f"{owner}: kernel_rx_buf_size", "ignoring it")
+        elif k == "kernel_rx_buf_size" and a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: kernel_rx_buf_size", "ignoring it")
             if v is not None:
                 kw["kernel_rx_buf_size"] = v
         elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify",
@@ -1676,19 +1736,19 @@ class _Builder:
             v = read_bool(r, c, f"{owner}: {k}")
             if v is not None:
                 kw[k] = v
-        elif k in ("garp_master_delay", "garp_lower_prio_delay", "garp_master_refresh") and a:
-            v = read_int(r, a, 0, UINT32_MAX // SECOND, f"{owner}: {k}", "ignoring it")
+        elif k in ("garp_master_delay", "garp_lower_prio_delay", "garp_master_refresh") and a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX // SECOND, f"{owner}: {k}", "ignoring it")
             if v is not None:
                 d.garp[k + "_us"] = v * SECOND
-        elif k in ("garp_master_repeat", "garp_master_refresh_repeat", "garp_lower_prio_repeat") and a:
-            v = read_int(r, a, 0, 2**31 - 1, f"{owner}: {k}", "ignoring it")
+        elif k in ("garp_master_repeat", "garp_master_refresh_repeat", "garp_lower_prio_repeat") and a is not None:
+            v = int_arg(r, c, 0, 2**31 - 1, f"{owner}: {k}", "ignoring it")
             if v == 0 and k != "garp_lower_prio_repeat":
-                r.warn(a.span, f"{owner}: {k} must be greater than 0; using 1")
+                r.warn(c.words[1].span, f"{owner}: {k} must be greater than 0; using 1")
                 v = 1
             if v is not None:
                 d.garp[k] = v
-        elif k == "down_timer_adverts" and a:
-            v = read_int(r, a, 1, 100, f"{owner}: down_timer_adverts", "using the global value")
+        elif k == "down_timer_adverts" and a is not None:
+            v = int_arg(r, c, 1, 100, f"{owner}: down_timer_adverts", "using the global value")
             if v is not None:
                 kw["down_timer_adverts"] = v
         elif k in ("garp_extra_if", "vmac_garp_intvl"):
@@ -1704,17 +1764,17 @@ class _Builder:
         elif k == "authentication":
             for ac in c.children:
                 aa = _arg(ac)
-                if ac.keyword == "auth_type" and aa:
-                    if aa.text in ("PASS", "AH"):
-                        d.auth_type = m.AuthType(aa.text)
+                if ac.keyword == "auth_type" and aa is not None:
+                    if aa in ("PASS", "AH"):
+                        d.auth_type = m.AuthType(aa)
                     else:
-                        r.warn(aa.span, f"{owner}: unknown auth_type '{aa.text}' (PASS or AH); ignored")
-                elif ac.keyword == "auth_pass" and aa:
-                    d.auth_pass = aa.text
-                    if len(aa.text) > 8:
-                        r.warn(aa.span, f"{owner}: auth_pass is longer than 8 characters; "
+                        r.warn(ac.words[1].span, f"{owner}: unknown auth_type '{aa}' (PASS or AH); ignored")
+                elif ac.keyword == "auth_pass" and aa is not None:
+                    d.auth_pass = aa
+                    if len(aa) > 8:
+                        r.warn(ac.words[1].span, f"{owner}: auth_pass is longer than 8 characters; "
                                         f"only the first 8 are used")
-                        d.auth_pass = aa.text[:8]
+                        d.auth_pass = aa[:8]
         elif k == "track_interface":
             d.tracks["track_interfaces"] += self._tracks(c, owner, "interface")
         elif k == "track_script":
@@ -1812,15 +1872,15 @@ class _Builder:
         """Parse a sync group now (its tracks and scripts resolve in file order);
         its members are resolved once every instance is known."""
         r = self.r
-        if len(node.words) != 2:
+        if len(node.texts) != 2:
             r.warn(node.span, "vrrp_sync_group needs exactly one name; this block is ignored")
             return
-        name = node.words[1].text
+        name = node.texts[1]
         if any(s.name == name for s in self.sync_drafts):
             r.warn(node.span, f"vrrp_sync_group {name} is already defined; this definition is ignored")
             return
         owner = f"vrrp_sync_group {name}"
-        s = _SyncDraft(name=name, node=node)
+        s = _SyncDraft(name, node)
         for c in node.children:
             k = c.keyword
             if k == "group":
@@ -2125,9 +2185,9 @@ class _Builder:
 
     def _vsg(self, node: Node) -> None:
         r = self.r
-        if len(node.words) < 2:
+        if len(node.texts) < 2:
             return
-        name = node.words[1].text
+        name = node.texts[1]
         if name in self.vsgs:
             r.warn(node.span, f"virtual_server_group {name} is defined twice; this definition is ignored")
             return
@@ -2184,65 +2244,69 @@ class _Builder:
 
     def _virtual_server(self, node: Node) -> None:
         r = self.r
-        w = node.words
+        t = node.texts
         kw: dict = {"span": node.span}
-        if len(w) >= 3 and w[1].text == "group":
-            kw["group"] = w[2].text
-        elif len(w) >= 3 and w[1].text == "fwmark":
-            v = parse_int(w[2].text)
+        if len(t) >= 3 and t[1] == "group":
+            kw["group"] = t[2]
+        elif len(t) >= 3 and t[1] == "fwmark":
+            v = parse_int(t[2])
             if v is None or not 0 <= v <= UINT32_MAX:
-                r.error(w[2].span, f"virtual_server fwmark '{w[2].text}' is invalid; this virtual_server is ignored")
+                r.error(node.words[2].span, f"virtual_server fwmark '{t[2]}' is invalid; "
+                                            "this virtual_server is ignored")
                 return
             kw["fwmark"] = v
-        elif len(w) >= 2:
-            addr = parse_ip(w[1].text)
-            port = parse_port(w[2].text) if len(w) >= 3 else 0
+        elif len(t) >= 2:
+            addr = parse_ip(t[1])
+            port = parse_port(t[2]) if len(t) >= 3 else 0
             if addr is None or port is None:
-                shown = " ".join(x.text for x in w[1:3])
+                shown = " ".join(t[1:3])
                 r.error(node.span, f"virtual_server '{shown}' is not a valid address [port]; "
                                    "this virtual_server is ignored")
                 return
             kw["address"], kw["port"] = addr, port or None
         else:
             return
-        label = "virtual_server " + " ".join(x.text for x in w[1:3])
-        d = _VsDraft(kw=kw, label=label, node=node)
+        d = _VsDraft(kw, "virtual_server " + " ".join(t[1:3]), node)
         for c in node.children:
             self._vs_keyword(d, c)
         self._vs_end(d)
         self.vs_drafts.append(d)
 
     def _vs_keyword(self, d: "_VsDraft", c: Node) -> None:
-        r, kw, k, a, owner = self.r, d.kw, c.keyword, _arg(c), d.label
-        if k == "ip_family" and a:
-            if a.text in ("inet", "inet6"):
-                fam = 4 if a.text == "inet" else 6
+        k = c.keyword
+        if k == "real_server":  # first: the most common keyword by far
+            self._real_server(d, c)
+            return
+        r, kw, a, owner = self.r, d.kw, _arg(c), d.label
+        if k == "ip_family" and a is not None:
+            if a in ("inet", "inet6"):
+                fam = 4 if a == "inet" else 6
                 if d.family is not None and d.family != fam:
-                    r.warn(a.span, f"{owner}: ip_family {a.text} conflicts with the servers' family; ignored")
+                    r.warn(c.words[1].span, f"{owner}: ip_family {a} conflicts with the servers' family; ignored")
                 else:
                     d.family = kw["ip_family"] = fam
             else:
-                r.warn(a.span, f"{owner}: unknown ip_family '{a.text}' (inet or inet6); ignored")
-        elif k in ("delay_loop", "connect_timeout", "delay_before_retry", "warmup") and a:
+                r.warn(c.words[1].span, f"{owner}: unknown ip_family '{a}' (inet or inet6); ignored")
+        elif k in ("delay_loop", "connect_timeout", "delay_before_retry", "warmup") and a is not None:
             lo = 1 if k in ("delay_loop", "connect_timeout") else 0
-            v = read_timer(r, a, lo, None, f"{owner}: {k}", "ignoring it")
+            v = timer_arg(r, c, lo, None, f"{owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k + "_us"] = v
-        elif k == "retry" and a:
-            v = read_int(r, a, 1, UINT32_MAX, f"{owner}: retry", "ignoring it")
+        elif k == "retry" and a is not None:
+            v = int_arg(r, c, 1, UINT32_MAX, f"{owner}: retry", "ignoring it")
             if v is not None:
                 kw["retry"] = v
-        elif k in ("lb_algo", "lvs_sched") and a:
-            if a.text in LVS_SCHEDULERS:
-                kw["lb_algo"] = a.text
+        elif k in ("lb_algo", "lvs_sched") and a is not None:
+            if a in LVS_SCHEDULERS:
+                kw["lb_algo"] = a
             else:
-                r.warn(a.span, f"{owner}: unknown scheduler '{a.text}' ({', '.join(LVS_SCHEDULERS)}); ignored")
+                r.warn(c.words[1].span, f"{owner}: unknown scheduler '{a}' ({', '.join(LVS_SCHEDULERS)}); ignored")
         elif k in LVS_FLAGS:
             if k.startswith(("sh-", "mh-")) and kw.get("lb_algo") != k[:2]:
                 r.warn(c.span, f"{owner}: {k} only applies to the {k[:2]} scheduler; ignored")
             else:
                 d.flags.append(k)
-        elif k in ("lb_kind", "lvs_method") and a:
+        elif k in ("lb_kind", "lvs_method") and a is not None:
             kind = self._lb_kind(c, owner)
             if kind is not None:
                 kw["lb_kind"] = kind
@@ -2250,48 +2314,48 @@ class _Builder:
             if a is None:
                 kw["persistence_timeout"] = 360
             else:
-                v = read_int(r, a, 1, LVS_MAX_TIMEOUT, f"{owner}: persistence_timeout", "ignoring it")
+                v = int_arg(r, c, 1, LVS_MAX_TIMEOUT, f"{owner}: persistence_timeout", "ignoring it")
                 if v is not None:
                     kw["persistence_timeout"] = v
-        elif k == "persistence_granularity" and a:
-            kw["persistence_granularity"] = a.text
+        elif k == "persistence_granularity" and a is not None:
+            kw["persistence_granularity"] = a
             kw.setdefault("persistence_timeout", 360)
-        elif k == "persistence_engine" and a:
-            kw["persistence_engine"] = a.text
-        elif k == "protocol" and a:
-            if a.text.upper() in ("TCP", "UDP", "SCTP"):
-                kw["protocol"] = a.text.upper()
+        elif k == "persistence_engine" and a is not None:
+            kw["persistence_engine"] = a
+        elif k == "protocol" and a is not None:
+            if a.upper() in ("TCP", "UDP", "SCTP"):
+                kw["protocol"] = a.upper()
             else:
-                r.warn(a.span, f"{owner}: unknown protocol '{a.text}' (TCP, UDP or SCTP); ignored")
+                r.warn(c.words[1].span, f"{owner}: unknown protocol '{a}' (TCP, UDP or SCTP); ignored")
         elif k in ("ha_suspend", "alpha", "omega", "inhibit_on_failure"):
             kw[k] = True
         elif k == "smtp_alert":
             v = read_bool(r, c, f"{owner}: smtp_alert")
             if v is not None:
                 kw["smtp_alert"] = v
-        elif k == "virtualhost" and a:
-            kw["virtualhost"] = a.text
+        elif k == "virtualhost" and a is not None:
+            kw["virtualhost"] = a
         elif k in ("quorum_up", "quorum_down"):
             if k in kw:
                 r.warn(c.span, f"{owner}: {k} is already given; ignored")
             elif a is not None:
                 kw[k] = self._notify_script(c, "checker", f"{owner}: {k}")
-        elif k == "quorum" and a:
-            v = read_int(r, a, 1, UINT32_MAX, f"{owner}: quorum", "using 1")
+        elif k == "quorum" and a is not None:
+            v = int_arg(r, c, 1, UINT32_MAX, f"{owner}: quorum", "using 1")
             kw["quorum"] = 1 if v is None else v
-        elif k == "hysteresis" and a:
-            v = read_int(r, a, 0, UINT32_MAX, f"{owner}: hysteresis", "ignoring it")
+        elif k == "hysteresis" and a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: hysteresis", "ignoring it")
             if v is not None:
                 kw["hysteresis"] = v
-        elif k == "weight" and a:
-            v = read_int(r, a, 1, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
+        elif k == "weight" and a is not None:
+            v = int_arg(r, c, 1, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
             if v is not None:
                 d.weight = v
-        elif k == "sorry_server" and a:
-            addr = parse_ip(a.text)
-            port = parse_port(c.words[2].text) if len(c.words) > 2 else 0
+        elif k == "sorry_server" and a is not None:
+            addr = parse_ip(a)
+            port = parse_port(c.texts[2]) if len(c.texts) > 2 else 0
             if addr is None or port is None:
-                r.warn(a.span, f"{owner}: invalid sorry_server address '{a.text}'; ignored")
+                r.warn(c.words[1].span, f"{owner}: invalid sorry_server address '{a}'; ignored")
             else:
                 d.sorry = {"address": addr, "port": port or None, "span": c.span}
         elif k == "sorry_server_inhibit":
@@ -2306,24 +2370,23 @@ class _Builder:
                 kind = self._lb_kind(c, owner)
                 if kind is not None:
                     d.sorry["lb_kind"] = kind
-        elif k == "real_server":
-            self._real_server(d, c)
 
     def _lb_kind(self, c: Node, owner: str) -> m.LbKind | None:
-        a = c.words[1]
-        if a.text not in ("NAT", "DR", "TUN"):
-            self.r.warn(a.span, f"{owner}: unknown forwarding method '{a.text}' (NAT, DR or TUN, upper case); ignored")
+        a = c.texts[1]
+        if a not in ("NAT", "DR", "TUN"):
+            self.r.warn(c.words[1].span,
+                        f"{owner}: unknown forwarding method '{a}' (NAT, DR or TUN, upper case); ignored")
             return None
-        if a.text != "TUN" and len(c.words) > 2:
-            self.r.warn(c.words[2].span, f"{owner}: '{c.words[2].text}' is only valid after TUN; ignored")
-        return m.LbKind(a.text)
+        if a != "TUN" and len(c.texts) > 2:
+            self.r.warn(c.words[2].span, f"{owner}: '{c.texts[2]}' is only valid after TUN; ignored")
+        return m.LbKind(a)
 
     def _vs_end(self, d: "_VsDraft") -> None:
         """keepalived's check when the virtual_server block closes: the sorry server's family."""
         if d.sorry is None or d.sorry.get("lb_kind", d.kw.get("lb_kind")) is m.LbKind.TUN:
             return
         fam = d.sorry["address"].version
-        vs_family = d.kw["address"].version if "address" in d.kw else d.family
+        vs_family = d.version if "address" in d.kw else d.family
         if vs_family is not None and vs_family != fam:
             self.r.warn(d.node.end or d.node.span, f"{d.label}: sorry_server {d.sorry['address']} is not the same "
                                                   "IP version as the virtual server; it is ignored")
@@ -2334,45 +2397,52 @@ class _Builder:
     # ------------------------------------------------------------------ LVS: real_server and checkers
 
     def _real_server(self, d: "_VsDraft", c: Node) -> None:
-        r = self.r
-        a = _arg(c)
-        if a is None:
+        r, t = self.r, c.texts
+        if len(t) < 2:
             return
-        addr = parse_ip(a.text)
-        port = parse_port(c.words[2].text) if len(c.words) > 2 else 0
+        addr = parse_ip(t[1])
+        port = parse_port(t[2]) if len(t) > 2 else 0
+        shown = " ".join(t[1:3])
         if addr is None or port is None:
-            shown = " ".join(x.text for x in c.words[1:3])
             r.error(c.span, f"{d.label}: real_server '{shown}' is not a valid address [port]; "
                             "this real_server is ignored")
             return
-        owner = f"{d.label}: real_server {' '.join(x.text for x in c.words[1:3])}"
-        rs = _RsDraft(kw={"address": addr, "port": port or None, "span": c.span}, owner=owner)
+        owner = f"{d.label}: real_server {shown}"
+        rs = _RsDraft({"address": addr, "port": port or None, "span": c.span}, owner)
+        rs_keyword, checker = self._rs_keyword, self._checker
         for cc in c.children:
-            self._rs_keyword(rs, cc)
+            if cc.keyword in _CHECKERS:
+                checker(rs, cc)
+            else:
+                rs_keyword(rs, cc)
         # keepalived's check when the real_server block closes
-        kind = rs.kw.get("lb_kind", d.kw.get("lb_kind"))
-        if kind is not m.LbKind.TUN:
-            if d.family is None and "address" not in d.kw:
-                d.family = addr.version
-            vs_family = d.kw["address"].version if "address" in d.kw else d.family
-            if vs_family is not None and vs_family != addr.version:
+        vkw = d.kw
+        kind = rs.kw.get("lb_kind") or vkw.get("lb_kind")
+        if kind is not _TUN:
+            version = addr.version
+            if d.family is None and "address" not in vkw:
+                d.family = version
+            vs_family = d.version if "address" in vkw else d.family
+            if vs_family is not None and vs_family != version:
                 r.error(c.end or c.span, f"{owner} is not the same IP version as the virtual server; "
                                          "this real_server is ignored")
                 return
         d.real_servers.append(rs)
 
     def _rs_keyword(self, rs: "_RsDraft", c: Node) -> None:
-        r, kw, k, a, owner = self.r, rs.kw, c.keyword, _arg(c), rs.owner
-        if k == "weight" and a:
-            v = read_int(r, a, 0, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
+        """A real_server keyword other than a checker."""
+        k = c.keyword
+        r, kw, a, owner = self.r, rs.kw, _arg(c), rs.owner
+        if k == "weight" and a is not None:
+            v = int_arg(r, c, 0, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
             if v is not None:
                 kw["weight"] = v
-        elif k == "lvs_method" and a:
+        elif k == "lvs_method" and a is not None:
             kind = self._lb_kind(c, owner)
             if kind is not None:
                 kw["lb_kind"] = kind
-        elif k in ("uthreshold", "lthreshold") and a:
-            v = read_int(r, a, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
+        elif k in ("uthreshold", "lthreshold") and a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k] = v
         elif k in ("inhibit_on_failure", "alpha", "smtp_alert"):
@@ -2384,39 +2454,38 @@ class _Builder:
                 r.warn(c.span, f"{owner}: {k} is already given; ignored")
             elif a is not None:
                 kw[k] = self._notify_script(c, "checker", f"{owner}: {k}")
-        elif k == "retry" and a:
-            v = read_int(r, a, 1, UINT32_MAX, f"{owner}: retry", "ignoring it")
+        elif k == "retry" and a is not None:
+            v = int_arg(r, c, 1, UINT32_MAX, f"{owner}: retry", "ignoring it")
             if v is not None:
                 kw["retry"] = v
-        elif k in ("delay_before_retry", "warmup", "connect_timeout", "delay_loop") and a:
+        elif k in ("delay_before_retry", "warmup", "connect_timeout", "delay_loop") and a is not None:
             lo = 1 if k in ("delay_loop", "connect_timeout") else 0
-            v = read_timer(r, a, lo, None, f"{owner}: {k}", "ignoring it")
+            v = timer_arg(r, c, lo, None, f"{owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k + "_us"] = v
-        elif k == "virtualhost" and a:
-            kw["virtualhost"] = a.text
-        elif k in _CHECKERS:
-            self._checker(rs, c)
+        elif k == "virtualhost" and a is not None:
+            kw["virtualhost"] = a
 
     def _checker(self, rs: "_RsDraft", c: Node) -> None:
         cls = _CHECKERS[c.keyword]
         owner = f"{rs.owner}: {c.keyword}"
-        ck = _CheckerDraft(cls=cls, kw={"span": c.span}, owner=owner)
+        ck = _CheckerDraft(cls, {"span": c.span}, owner)
         if cls is m.FileCheck or cls is m.BfdCheck:
             self._simple_checker(rs, ck, c)
             return
+        common = self._checker_common
         for cc in c.children:
-            if self._checker_common(ck, cc):
+            if common(ck, cc):
                 continue
             if cls is m.MiscCheck:
                 self._misc_keyword(ck, cc)
-            elif issubclass(cls, m.HttpCheck):
+            elif cls in _HTTP_CHECKS:
                 self._http_keyword(ck, cc)
             elif cls is m.SmtpCheck:
-                if cc.keyword == "helo_name" and _arg(cc):
-                    ck.kw["helo_name"] = cc.words[1].text
+                if cc.keyword == "helo_name" and _arg(cc) is not None:
+                    ck.kw["helo_name"] = cc.texts[1]
                 elif cc.keyword == "host":
-                    host_ck = _CheckerDraft(cls=cls, kw={"span": cc.span}, owner=owner)
+                    host_ck = _CheckerDraft(cls, {"span": cc.span}, owner)
                     for hc in cc.children:
                         self._checker_common(host_ck, hc)
                     ck.extra.append(host_ck)
@@ -2426,7 +2495,7 @@ class _Builder:
                 self._udp_keyword(ck, cc)
         if cls is m.MiscCheck and not self._misc_end(ck, c):
             return
-        if issubclass(cls, m.HttpCheck) and not ck.kw.get("urls"):
+        if cls in _HTTP_CHECKS and not ck.kw.get("urls"):
             self.r.warn(c.end or c.span, f"{owner} has no url; this checker is ignored")
             return
         if cls is m.SmtpCheck and ck.extra:
@@ -2437,65 +2506,54 @@ class _Builder:
         rs.checkers.append(ck)
 
     def _checker_common(self, ck: "_CheckerDraft", c: Node) -> bool:
-        """Keywords shared by the checkers; False if c is not one of them."""
-        r, kw, k, a, owner = self.r, ck.kw, c.keyword, _arg(c), ck.owner
-        connect_only = ("connect_ip", "bindto", "connect_port", "bind_port", "bind_if", "connect_timeout", "fwmark")
-        if k in connect_only and ck.cls is m.MiscCheck:
+        """Keywords shared by the checkers (see _COMMON); False if c is not one of them."""
+        k = c.keyword
+        spec = _COMMON.get(k)
+        if spec is None or (ck.cls is m.MiscCheck and k in _CONNECT_ONLY):
             return False
-        if k in ("connect_ip", "bindto") and a:
-            ip = parse_ip(a.text)
-            if ip is None:
-                r.warn(a.span, f"{owner}: {k} '{a.text}' is not a valid IP address; ignored")
-            else:
-                kw[k] = ip
-        elif k in ("connect_port", "bind_port") and a:
-            port = parse_port(a.text)
-            if not port:
-                r.warn(a.span, f"{owner}: {k} '{a.text}' is not a valid port; ignored")
-            else:
-                kw[k] = port
-        elif k == "bind_if" and a:
-            kw["bind_if"] = a.text
-            self._host_interface(a, f"{owner}: bind_if {a.text}")
-        elif k == "fwmark" and a:
-            v = read_int(r, a, 0, UINT32_MAX, f"{owner}: fwmark", "ignoring it")
-            if v is not None:
-                kw["fwmark"] = v
-        elif k in ("retry", "nb_get_retry") and a:
-            v = read_int(r, a, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
-            if v is not None:
-                kw["retry"] = v
-        elif k in ("connect_timeout", "delay_loop", "delay_before_retry", "warmup") and a:
-            lo = 1 if k in ("delay_loop", "connect_timeout") else 0
-            v = read_timer(r, a, lo, None, f"{owner}: {k}", "ignoring it")
-            if v is not None:
-                kw[k + "_us"] = v
-        elif k in ("alpha", "log_all_failures"):
-            v = read_bool(r, c, f"{owner}: {k}")
-            if v is not None:
-                kw[k] = v
-        else:
+        how, field, lo, hi = spec
+        t, r = c.texts, self.r
+        if how is _BOOL:
+            v = read_bool(r, c, f"{ck.owner}: {k}")
+        elif len(t) < 2:
             return False
+        elif how is _TIMER:
+            v = timer_arg(r, c, lo, hi, f"{ck.owner}: {k}", "ignoring it")
+        elif how is _INT:
+            v = int_arg(r, c, lo, hi, f"{ck.owner}: {k}", "ignoring it")
+        elif how is _PORT:
+            v = parse_port(t[1]) or None
+            if v is None:
+                r.warn(c.words[1].span, f"{ck.owner}: {k} '{t[1]}' is not a valid port; ignored")
+        elif how is _IP:
+            v = parse_ip(t[1])
+            if v is None:
+                r.warn(c.words[1].span, f"{ck.owner}: {k} '{t[1]}' is not a valid IP address; ignored")
+        else:  # bind_if
+            v = t[1]
+            self._host_interface(c.words[1], f"{ck.owner}: bind_if {v}")
+        if v is not None:
+            ck.kw[field] = v
         return True
 
     def _simple_checker(self, rs: "_RsDraft", ck: "_CheckerDraft", c: Node) -> None:
         r, kw, owner = self.r, ck.kw, ck.owner
         for cc in c.children:
             a = _arg(cc)
-            if cc.keyword == "track_file" and a:
-                if a.text not in self.track_files:
-                    r.warn(a.span, f"{owner}: track_file {a.text} is not defined (before this point); ignored")
+            if cc.keyword == "track_file" and a is not None:
+                if a not in self.track_files:
+                    r.warn(cc.words[1].span, f"{owner}: track_file {a} is not defined (before this point); ignored")
                 else:
-                    kw["track_file"] = a.text
-            elif cc.keyword == "weight" and a:
-                v = read_int(r, a, -254, 254, f"{owner}: weight", "using 1")
+                    kw["track_file"] = a
+            elif cc.keyword == "weight" and a is not None:
+                v = int_arg(r, cc, -254, 254, f"{owner}: weight", "using 1")
                 if v is not None:
                     kw["weight"] = v
-            elif cc.keyword == "name" and a:
-                if a.text not in self.bfd_defs or self.bfd_defs[a.text][0] > self.top_index:
-                    r.warn(a.span, f"{owner}: bfd_instance {a.text} is not defined (before this point); ignored")
+            elif cc.keyword == "name" and a is not None:
+                if a not in self.bfd_defs or self.bfd_defs[a][0] > self.top_index:
+                    r.warn(cc.words[1].span, f"{owner}: bfd_instance {a} is not defined (before this point); ignored")
                 else:
-                    kw["name"] = a.text
+                    kw["name"] = a
             elif cc.keyword == "alpha":
                 v = read_bool(r, cc, f"{owner}: alpha")
                 if v is not None:
@@ -2512,17 +2570,17 @@ class _Builder:
             parsed = self._command(c, f"{owner}: misc_path", user_words=False)
             if parsed is not None:
                 ck.argv = parsed[0]
-        elif c.keyword == "misc_timeout" and a:
-            v = read_int(r, a, 1, UINT32_MAX // SECOND, f"{owner}: misc_timeout", "using delay_loop")
+        elif c.keyword == "misc_timeout" and a is not None:
+            v = int_arg(r, c, 1, UINT32_MAX // SECOND, f"{owner}: misc_timeout", "using delay_loop")
             if v is not None:
                 kw["timeout_us"] = v * SECOND
         elif c.keyword == "misc_dynamic":
             kw["dynamic"] = True
-        elif c.keyword == "user" and a:
-            ck.user = (a.text, c.words[2].text if len(c.words) > 2 else None)
+        elif c.keyword == "user" and a is not None:
+            ck.user = (a, c.texts[2] if len(c.texts) > 2 else None)
             problem = self.host.user_problem(*ck.user) if self.host is not None else None
             if problem is not None:
-                r.host(a.span, f"{owner}: {problem}; this checker is removed")
+                r.host(c.words[1].span, f"{owner}: {problem}; this checker is removed")
                 ck.removed = True
 
     def _misc_end(self, ck: "_CheckerDraft", c: Node) -> bool:
@@ -2548,13 +2606,13 @@ class _Builder:
             url = self._url(c, owner)
             if url is not None:
                 kw["urls"] = kw.get("urls", ()) + (url,)
-        elif k == "virtualhost" and a:
-            kw["virtualhost"] = a.text
-        elif k == "http_protocol" and a:
-            if a.text in ("1.0", "1.0C", "1.1"):
-                kw["http_protocol"] = a.text
+        elif k == "virtualhost" and a is not None:
+            kw["virtualhost"] = a
+        elif k == "http_protocol" and a is not None:
+            if a in ("1.0", "1.0C", "1.1"):
+                kw["http_protocol"] = a
             else:
-                r.warn(a.span, f"{owner}: unknown http_protocol '{a.text}' (1.0, 1.0C or 1.1); ignored")
+                r.warn(c.words[1].span, f"{owner}: unknown http_protocol '{a}' (1.0, 1.0C or 1.1); ignored")
         elif k in ("enable_sni", "fast_recovery"):
             v = read_bool(r, c, f"{owner}: {k}")
             if v is not None:
@@ -2566,15 +2624,15 @@ class _Builder:
         codes: list[tuple[int, int]] = []
         for c in node.children:
             k, a = c.keyword, _arg(c)
-            if k == "path" and a:
-                kw["path"] = a.text
-            elif k == "digest" and a:
-                if len(a.text) != 32:
-                    r.warn(a.span, f"{owner}: digest '{a.text}' has {len(a.text)} characters instead of 32; ignored")
-                elif not re.fullmatch(r"[0-9A-Fa-f]{32}", a.text):
-                    r.warn(a.span, f"{owner}: digest '{a.text}' is not hexadecimal; ignored")
+            if k == "path" and a is not None:
+                kw["path"] = a
+            elif k == "digest" and a is not None:
+                if len(a) != 32:
+                    r.warn(c.words[1].span, f"{owner}: digest '{a}' has {len(a)} characters instead of 32; ignored")
+                elif not re.fullmatch(r"[0-9A-Fa-f]{32}", a):
+                    r.warn(c.words[1].span, f"{owner}: digest '{a}' is not hexadecimal; ignored")
                 else:
-                    kw["digest"] = a.text.lower()
+                    kw["digest"] = a.lower()
             elif k == "status_code":
                 for w in c.words[1:]:
                     lo_t, _, hi_t = w.text.partition("-")
@@ -2583,20 +2641,20 @@ class _Builder:
                         r.warn(w.span, f"{owner}: status_code '{w.text}' is not a code (100-599) or range; ignored")
                     else:
                         codes.append((lo, hi))
-            elif k == "virtualhost" and a:
-                kw["virtualhost"] = a.text
-            elif k == "regex" and a:
+            elif k == "virtualhost" and a is not None:
+                kw["virtualhost"] = a
+            elif k == "regex" and a is not None:
                 try:
-                    re.compile(a.text)
+                    re.compile(a)
                 except re.error as e:
-                    r.warn(a.span, f"{owner}: regex '{a.text}' does not compile ({e}); it may still be valid PCRE2")
-                kw["regex"] = a.text
+                    r.warn(c.words[1].span, f"{owner}: regex '{a}' does not compile ({e}); it may still be valid PCRE2")
+                kw["regex"] = a
             elif k == "regex_no_match":
                 kw["regex_no_match"] = True
             elif k == "regex_options":
                 kw["regex_options"] = tuple(w.text for w in c.words[1:])
-            elif k in ("regex_min_offset", "regex_max_offset") and a:
-                v = read_int(r, a, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
+            elif k in ("regex_min_offset", "regex_max_offset") and a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
                 if v is not None:
                     kw[k] = v
         if "path" not in kw:
@@ -2608,28 +2666,28 @@ class _Builder:
 
     def _dns_keyword(self, ck: "_CheckerDraft", c: Node) -> None:
         a = _arg(c)
-        if c.keyword == "type" and a:
-            if a.text.upper() in DNS_TYPES:
-                ck.kw["type"] = a.text.upper()
+        if c.keyword == "type" and a is not None:
+            if a.upper() in DNS_TYPES:
+                ck.kw["type"] = a.upper()
             else:
-                self.r.warn(a.span, f"{ck.owner}: unknown DNS type '{a.text}' ({', '.join(DNS_TYPES)}); using SOA")
-        elif c.keyword == "name" and a:
-            ck.kw["name"] = a.text
+                self.r.warn(c.words[1].span, f"{ck.owner}: unknown DNS type '{a}' ({', '.join(DNS_TYPES)}); using SOA")
+        elif c.keyword == "name" and a is not None:
+            ck.kw["name"] = a
 
     def _udp_keyword(self, ck: "_CheckerDraft", c: Node) -> None:
         r, kw, k, a, owner = self.r, ck.kw, c.keyword, _arg(c), ck.owner
-        if k == "payload" and a:
+        if k == "payload" and a is not None:
             try:
-                kw["payload"] = bytes.fromhex(a.text)
+                kw["payload"] = bytes.fromhex(a)
             except ValueError:
-                r.warn(a.span, f"{owner}: payload '{a.text}' is not hexadecimal bytes; ignored")
-        elif k == "require_reply" and a:
-            if re.fullmatch(r"([0-9A-Fa-fXx]{2})+", a.text):
-                kw["require_reply"] = a.text
+                r.warn(c.words[1].span, f"{owner}: payload '{a}' is not hexadecimal bytes; ignored")
+        elif k == "require_reply" and a is not None:
+            if re.fullmatch(r"([0-9A-Fa-fXx]{2})+", a):
+                kw["require_reply"] = a
             else:
-                r.warn(a.span, f"{owner}: require_reply '{a.text}' is not hexadecimal bytes (X = any); ignored")
-        elif k in ("min_reply_length", "max_reply_length") and a:
-            v = read_int(r, a, 0, 65535, f"{owner}: {k}", "ignoring it")
+                r.warn(c.words[1].span, f"{owner}: require_reply '{a}' is not hexadecimal bytes (X = any); ignored")
+        elif k in ("min_reply_length", "max_reply_length") and a is not None:
+            v = int_arg(r, c, 0, 65535, f"{owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k] = v
 
@@ -2682,31 +2740,41 @@ class _Builder:
         kw["lb_kind"] = vs_kind
         vs_port = kw.get("port")
 
+        # what a real server inherits from its virtual server, unless it sets it itself
+        inherited = {
+            "lb_kind": vs_kind,
+            "alpha": kw.get("alpha", False),
+            "inhibit_on_failure": kw.get("inhibit_on_failure", False),
+            "connect_timeout_us": kw.get("connect_timeout_us", 5 * SECOND),
+            "delay_loop_us": kw.get("delay_loop_us", 60 * SECOND),
+            "weight": d.weight,
+        }
+        for key in ("retry", "delay_before_retry_us", "warmup_us"):
+            if kw.get(key) is not None:
+                inherited[key] = kw[key]
+        g = self.gd.smtp_alert_checker if self.gd.smtp_alert_checker is not None else self.gd.smtp_alert
+        inherited["smtp_alert"] = True if g is None else g
+
         rss: list[m.RealServer] = []
-        seen: set[tuple[m.IPAddress, int | None]] = set()
+        seen: set[tuple[type, int, int | None]] = set()
         weight_sum = 0
+        finish_checker, real_server = self._finish_checker, m.RealServer
         for rs in d.real_servers:
             rkw = rs.kw
-            if (rkw["address"], rkw["port"]) in seen:
+            address = rkw["address"]
+            known = len(seen)
+            seen.add((type(address), int(address), rkw["port"]))  # (hashing an IP address is slow)
+            if len(seen) == known:
                 r.warn(rkw["span"], f"{rs.owner} is a duplicate; ignored")
                 continue
-            seen.add((rkw["address"], rkw["port"]))
-            rkw.setdefault("lb_kind", vs_kind)
-            rkw.setdefault("alpha", kw.get("alpha", False))
-            rkw.setdefault("inhibit_on_failure", kw.get("inhibit_on_failure", False))
-            for key in ("retry", "delay_before_retry_us", "warmup_us"):
-                if key not in rkw and kw.get(key) is not None:
-                    rkw[key] = kw[key]
-            rkw.setdefault("connect_timeout_us", kw.get("connect_timeout_us", 5 * SECOND))
-            rkw.setdefault("delay_loop_us", kw.get("delay_loop_us", 60 * SECOND))
-            rkw.setdefault("weight", d.weight)
-            if "smtp_alert" not in rkw:
-                g = self.gd.smtp_alert_checker if self.gd.smtp_alert_checker is not None else self.gd.smtp_alert
-                rkw["smtp_alert"] = True if g is None else g
-            self._rs_port(rs, kw, fwmark_vs, group_addrs, group_marks, owner)
-            rkw["checkers"] = tuple(self._finish_checker(ck, rkw) for ck in rs.checkers)
+            rkw = rs.kw = {**inherited, **rkw}
+            if rkw["lb_kind"] is not _NAT:
+                self._rs_port(rs, kw, fwmark_vs, group_addrs, group_marks)
+            elif rkw["port"] is None and not (fwmark_vs or group_addrs or group_marks):
+                rkw["port"] = vs_port  # NAT may remap the port: the service's unless given
+            rkw["checkers"] = tuple([finish_checker(ck, rkw) for ck in rs.checkers])
             weight_sum += rkw["weight"]
-            rss.append(m.RealServer(**rkw))
+            rss.append(real_server(**rkw))
 
         if d.sorry is not None:
             sorry = dict(d.sorry)
@@ -2745,15 +2813,10 @@ class _Builder:
             kw["ip_family"] = d.family
         return m.VirtualServer(**kw)
 
-    def _rs_port(self, rs: "_RsDraft", kw: dict, fwmark_vs: bool, group_addrs: list, group_marks: list,
-                 owner: str) -> None:
-        """Real server port rules: NAT may remap; otherwise the port must match the service's."""
+    def _rs_port(self, rs: "_RsDraft", kw: dict, fwmark_vs: bool, group_addrs: list, group_marks: list) -> None:
+        """Port rules of a DR/TUN real server: its port must be the service's."""
         r, rkw = self.r, rs.kw
         vs_port = kw.get("port")
-        if rkw["lb_kind"] is m.LbKind.NAT:
-            if not fwmark_vs and not group_addrs and not group_marks and rkw["port"] is None:
-                rkw["port"] = vs_port
-            return
         if group_addrs or group_marks:
             if group_marks and rkw["port"]:
                 r.warn(rkw["span"], f"{rs.owner}: a port on a real server of a fwmark group is ignored")
@@ -2776,96 +2839,141 @@ class _Builder:
 
     def _finish_checker(self, ck: "_CheckerDraft", rkw: dict) -> m.AnyChecker:
         """Inherit VS -> RS -> checker values (keepalived's validate_check_config)."""
-        kw = dict(ck.kw)
-        if ck.cls is m.FileCheck or ck.cls is m.BfdCheck:
-            return ck.cls(**kw)
-        kw.setdefault("alpha", rkw["alpha"])
-        kw.setdefault("log_all_failures", self.gd.checker_log_all_failures)
-        default_retry = {m.DnsCheck: 3, m.MiscCheck: 0}.get(ck.cls, 1)
-        kw.setdefault("retry", rkw.get("retry", default_retry))
-        if ck.cls is not m.MiscCheck:
-            kw.setdefault("connect_timeout_us", rkw["connect_timeout_us"])
-        kw.setdefault("delay_loop_us", rkw["delay_loop_us"])
+        cls = ck.cls
+        if cls is m.FileCheck or cls is m.BfdCheck:
+            return cls(**ck.kw)
+        kw = {  # what the real server passes on, unless the checker sets it
+            "alpha": rkw["alpha"],
+            "log_all_failures": self.gd.checker_log_all_failures,
+            "retry": rkw.get("retry", _DEFAULT_RETRY.get(cls, 1)),
+            "delay_loop_us": rkw["delay_loop_us"],
+        }
+        if cls is not m.MiscCheck:
+            kw["connect_timeout_us"] = rkw["connect_timeout_us"]
+        kw.update(ck.kw)
         if "warmup_us" not in kw:
             kw["warmup_us"] = rkw.get("warmup_us", kw["delay_loop_us"])
         if "delay_before_retry_us" not in kw:
-            default_dbr = 3 * SECOND if issubclass(ck.cls, m.HttpCheck) else (
-                kw["delay_loop_us"] if ck.cls is m.DnsCheck else SECOND)
+            default_dbr = 3 * SECOND if cls in _HTTP_CHECKS else (kw["delay_loop_us"] if cls is m.DnsCheck else SECOND)
             kw["delay_before_retry_us"] = rkw.get("delay_before_retry_us", default_dbr)
-        return ck.cls(**kw)
+        return cls(**kw)
 
 
-@dataclass
 class _InstanceDraft:
-    """A vrrp_instance between parsing and completion (mutable on purpose)."""
+    """A vrrp_instance between parsing and completion (mutable on purpose).
 
-    name: str
-    node: Node
-    owner: str
-    kw: dict = field(default_factory=dict)
-    family: int | None = None
-    version: int | None = None
-    state: m.State | None = None
-    priority: int | None = None
-    strict: bool | None = None
-    accept: bool | None = None
-    vrid_bad: bool = False
-    interface_missing: bool = False
-    unicast_configured: bool = False
-    nopreempt: bool = False
-    preempt_delay_us: int = 0
-    auth_type: m.AuthType | None = None
-    auth_pass: str | None = None
-    vips: list = field(default_factory=list)
-    evips: list = field(default_factory=list)
-    routes: list = field(default_factory=list)
-    rules: list = field(default_factory=list)
-    peers: list = field(default_factory=list)
-    garp: dict = field(default_factory=dict)
-    adverts: dict = field(default_factory=dict)
-    tracks: dict = field(default_factory=lambda: {
-        "track_interfaces": (), "track_scripts": (), "track_files": (), "track_processes": (), "track_bfds": ()})
+    (The drafts are plain classes: a dataclass costs a millisecond to create at import.)
+    """
+
+    __slots__ = (
+        "name", "node", "owner", "kw", "family", "version", "state", "priority", "strict", "accept", "vrid_bad",
+        "interface_missing", "unicast_configured", "nopreempt", "preempt_delay_us", "auth_type", "auth_pass",
+        "vips", "evips", "routes", "rules", "peers", "garp", "adverts", "tracks",
+    )
+
+    def __init__(self, name: str, node: Node, owner: str) -> None:
+        self.name = name
+        self.node = node
+        self.owner = owner
+        self.kw: dict = {}
+        self.family: int | None = None
+        self.version: int | None = None
+        self.state: m.State | None = None
+        self.priority: int | None = None
+        self.strict: bool | None = None
+        self.accept: bool | None = None
+        self.vrid_bad = False
+        self.interface_missing = False
+        self.unicast_configured = False
+        self.nopreempt = False
+        self.preempt_delay_us = 0
+        self.auth_type: m.AuthType | None = None
+        self.auth_pass: str | None = None
+        self.vips: list[m.VirtualAddress] = []
+        self.evips: list[m.VirtualAddress] = []
+        self.routes: list[m.Route] = []
+        self.rules: list[m.Rule] = []
+        self.peers: list[m.UnicastPeer] = []
+        self.garp: dict = {}
+        self.adverts: dict = {}
+        self.tracks: dict[str, tuple[m.Track, ...]] = {
+            "track_interfaces": (), "track_scripts": (), "track_files": (), "track_processes": (), "track_bfds": ()
+        }
 
 
-@dataclass
 class _SyncDraft:
-    name: str
-    node: Node
-    kw: dict = field(default_factory=dict)
-    members: list | None = None
-    valid: list = field(default_factory=list)
+    __slots__ = ("name", "node", "kw", "members", "valid")
+
+    def __init__(self, name: str, node: Node) -> None:
+        self.name = name
+        self.node = node
+        self.kw: dict = {}
+        self.members: list[Word] | None = None
+        self.valid: list[str] = []
 
 
-@dataclass
 class _CheckerDraft:
-    cls: type
-    kw: dict
-    owner: str
-    argv: list[str] | None = None
-    user: tuple[str, str | None] | None = None
-    removed: bool = False
-    extra: list = field(default_factory=list)
+    __slots__ = ("cls", "kw", "owner", "argv", "user", "removed", "extra")
+
+    def __init__(self, cls: type, kw: dict, owner: str) -> None:
+        self.cls = cls
+        self.kw = kw
+        self.owner = owner
+        self.argv: list[str] | None = None
+        self.user: tuple[str, str | None] | None = None
+        self.removed = False
+        self.extra: list[_CheckerDraft] = []
 
 
-@dataclass
 class _RsDraft:
-    kw: dict
-    owner: str
-    checkers: list = field(default_factory=list)
+    __slots__ = ("kw", "owner", "checkers")
+
+    def __init__(self, kw: dict, owner: str) -> None:
+        self.kw = kw
+        self.owner = owner
+        self.checkers: list[_CheckerDraft] = []
 
 
-@dataclass
 class _VsDraft:
-    kw: dict
-    label: str
-    node: Node
-    family: int | None = None
-    weight: int = 1
-    flags: list = field(default_factory=list)
-    sorry: dict | None = None
-    real_servers: list = field(default_factory=list)
+    __slots__ = ("kw", "label", "node", "version", "family", "weight", "flags", "sorry", "real_servers")
+
+    def __init__(self, kw: dict, label: str, node: Node) -> None:
+        self.kw = kw
+        self.label = label
+        self.node = node
+        self.version = kw["address"].version if "address" in kw else None  # of the service's address
+        self.family: int | None = None
+        self.weight = 1
+        self.flags: list[str] = []
+        self.sorry: dict | None = None
+        self.real_servers: list[_RsDraft] = []
 
 
+# The keywords every checker with a retry loop shares: keyword -> (how it is read, the
+# field it sets, lowest and highest value). The connection ones are not MISC_CHECK's.
+_IP, _PORT, _INT, _TIMER, _BOOL, _IFNAME = range(6)
+_COMMON = {
+    "connect_ip": (_IP, "connect_ip", 0, 0),
+    "bindto": (_IP, "bindto", 0, 0),
+    "connect_port": (_PORT, "connect_port", 0, 0),
+    "bind_port": (_PORT, "bind_port", 0, 0),
+    "bind_if": (_IFNAME, "bind_if", 0, 0),
+    "fwmark": (_INT, "fwmark", 0, UINT32_MAX),
+    "retry": (_INT, "retry", 0, UINT32_MAX),
+    "nb_get_retry": (_INT, "retry", 0, UINT32_MAX),
+    "connect_timeout": (_TIMER, "connect_timeout_us", 1, None),
+    "delay_loop": (_TIMER, "delay_loop_us", 1, None),
+    "delay_before_retry": (_TIMER, "delay_before_retry_us", 0, None),
+    "warmup": (_TIMER, "warmup_us", 0, None),
+    "alpha": (_BOOL, "alpha", 0, 0),
+    "log_all_failures": (_BOOL, "log_all_failures", 0, 0),
+}
+_CONNECT_ONLY = frozenset(
+    ("connect_ip", "bindto", "connect_port", "bind_port", "bind_if", "connect_timeout", "fwmark")
+)
+_NAT, _TUN = m.LbKind.NAT, m.LbKind.TUN
+_DEFAULT_RETRY = {m.DnsCheck: 3, m.MiscCheck: 0}
+_HTTP_CHECKS = frozenset((m.HttpCheck, m.SslCheck))
 _CHECKERS: dict[str, type] = {
     "TCP_CHECK": m.TcpCheck,
     "HTTP_GET": m.HttpCheck,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 
 
 class Kind(enum.Enum):
@@ -60,15 +60,31 @@ class Keyword:
         return " > ".join(self.path) if self.path else "top level"
 
 
-@dataclass(frozen=True, slots=True)
 class _Spec:
-    kind: Kind
-    min_args: int
-    max_args: int | None
-    script: bool = False
-    alias_of: str | None = None
-    deprecated: str | None = None
-    children: Mapping[str, "_Spec"] | None = None
+    """A grammar entry as written below; :func:`_build` turns the tree into Keywords.
+
+    (A plain class: a dataclass costs a millisecond to create at import.)
+    """
+
+    __slots__ = ("kind", "min_args", "max_args", "script", "alias_of", "deprecated", "children")
+
+    def __init__(
+        self,
+        kind: Kind,
+        min_args: int,
+        max_args: int | None,
+        script: bool = False,
+        alias_of: str | None = None,
+        deprecated: str | None = None,
+        children: Mapping[str, _Spec] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.min_args = min_args
+        self.max_args = max_args
+        self.script = script
+        self.alias_of = alias_of
+        self.deprecated = deprecated
+        self.children = children
 
 
 def _s(min_args: int = 0, max_args: int | None = None, **kw) -> _Spec:

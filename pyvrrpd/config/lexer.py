@@ -28,22 +28,22 @@ Where pyvrrpd deliberately differs from keepalived 2.2.7:
   include directive does get ``$NAME`` substitution, as in 2.2.7 (``${_PWD}/x.conf``).
 * ``include_check`` is honoured wherever it appears, not only inside ``global_defs``.
 
-Speed: :class:`Line` and :class:`Word` build their words and spans on first use, so
-reading a 100,000-line configuration takes a fraction of a second.
+Speed: a 100,000-line configuration is read in a few tens of milliseconds. Each
+distinct plain physical line is classified once (configurations repeat lines), plain
+lines are stored without splitting them, and :class:`Line` and :class:`Word` build
+their words and spans on first use: the parser splits a plain line with
+``str.split()``, and most words never need a span.
 """
 
 from __future__ import annotations
 
 import gc
-import glob
 import os
-import random
 import re
 import stat
-from dataclasses import dataclass, field
-from typing import Iterable
+from collections.abc import Iterable
 
-from pyvrrpd.config.diagnostics import Diagnostic, Source, Span, error, note, warning
+from pyvrrpd.config.diagnostics import Diagnostic, Source, Span, error, new_span, note, warning
 
 MAX_LINE_BYTES = 1022  # keepalived's fgets() buffer is 1024 bytes: the line, "\n" and a NUL
 MAX_EXPANDED_LINE = 1023  # a line after $NAME substitution must still fit that buffer
@@ -82,8 +82,12 @@ _SLOW_CHAR = re.compile(r"[^\t %-?A-\[\]-}]")
 _WORD_RE = re.compile(r"[^ \t\f\n\r\v]+")
 _QUOTED_TOKEN = re.compile(r'[ \t\f\n\r\v]*(?:"([^"]*)"|[^ \t\f\n\r\v"]+)')
 _HAS_WORD = re.compile(r"[^ \t\f\n\r\v]")
+# Text str.split() would not split exactly like keepalived (quotes, \x1c-\x1f, non-ASCII
+# whitespace) or where the first word may not start the text (\f\n\r\v).
+_NEEDS_TOKENIZER = re.compile(r'["\x1c-\x1f\f\n\r\v]|[^\x00-\x7f]')
 _DECOMMENT_CHARS = re.compile(r'[!#"\\]')
 _SLOW_CHAR_OR_NL = re.compile(r"[^\n\t %-?A-\[\]-}]")
+_PLAIN_BYTES = bytes([10, 9, 32, *range(0x25, 0x40), *range(0x41, 0x5C), *range(0x5D, 0x7E)])  # its complement
 _TRAILING_CR = re.compile(r"\r+(?=\n|\Z)")
 _BRACE = re.compile(r"[{}]")
 _PIECES = re.compile(r"[{}]|[^{}]+")
@@ -92,7 +96,11 @@ _BLANKS = re.compile(r"[ \t]*")
 _BLANK = re.compile(r"[ \t]")
 _DEFINITION = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)=")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+# $NAME (then a blank, ',', ')' or the end) or ${NAME} or ${NAME params}: params are
+# digits and spaces that end with a digit
+_REFERENCE = re.compile(
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*+)(?: *+|([ 0-9]*+(?<=[0-9])))\}|([A-Za-z_][A-Za-z0-9_]*+)(?=[ \t,)]|\Z))"
+)
 _GLOB_MAGIC = re.compile(r"[*?[]")
 _GLOB_ESCAPE = re.compile(r"\\(.)")
 _UNPRINTABLE = re.compile(r"[\x00\udc80-\udcff]")
@@ -110,7 +118,7 @@ class Word:
     came from a ``$NAME`` substitution: at the ``$``). It is built on first use.
     """
 
-    __slots__ = ("text", "offset", "_span", "_at", "_end")
+    __slots__ = ("text", "offset", "_span", "_source", "_lineno", "_cols", "_end")
 
     def __init__(self, text: str, span: Span, offset: int = 0) -> None:
         self.text = text
@@ -119,10 +127,11 @@ class Word:
 
     @property
     def span(self) -> Span:
-        span = self._span
-        if span is None:
-            span = self._span = _span_at(self._at, self.offset, self._end)
-        return span
+        try:
+            return self._span
+        except AttributeError:  # a Line made this word: the span is built on first use
+            span = self._span = _span_at(self._source, self._lineno, self._cols, self.offset, self._end)
+            return span
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Word):
@@ -153,19 +162,19 @@ class Line:
     def words(self) -> tuple[Word, ...]:
         words = self._words
         if words is None:  # plain text: str.split() splits exactly like keepalived
-            text = self.text
-            at = (self._source, self._lineno, self._cols)
+            text, source, lineno, cols = self.text, self._source, self._lineno, self._cols
             find = text.find
             out = []
             end = 0
             for part in text.split():
                 start = find(part, end)
                 end = start + len(part)
-                word = _new(Word)
+                word = _new(Word)  # (the place, not the Line itself: no reference cycle)
                 word.text = part
                 word.offset = start
-                word._span = None
-                word._at = at
+                word._source = source
+                word._lineno = lineno
+                word._cols = cols
                 word._end = end
                 out.append(word)
             words = self._words = tuple(out)
@@ -177,9 +186,19 @@ class Line:
     def span(self) -> Span:
         span = self._span
         if span is None:
-            words = self.words
-            at = (self._source, self._lineno, self._cols)
-            span = self._span = words[0].span if words else _span_at(at, 0, len(self.text))
+            if self._words is None:  # plain text: the first word ends at the first blank
+                end = len(self.text.split(None, 1)[0])
+                cols = self._cols
+                if type(cols) is int:  # (_span_at(), inlined: the common case)
+                    self._span = span = new_span(self._source, self._lineno, cols + 1, cols + end + 1)
+                    return span
+            else:
+                words = self.words
+                if words:
+                    self._span = span = words[0].span
+                    return span
+                end = len(self.text)
+            self._span = span = _span_at(self._source, self._lineno, self._cols, 0, end)
         return span
 
     @property
@@ -207,17 +226,18 @@ class Line:
         if problem is None:
             return None
         offset, message = problem
-        return error(_span_at((self._source, self._lineno, self._cols), offset, offset + 1), message)
+        return error(_span_at(self._source, self._lineno, self._cols, offset, offset + 1), message)
 
     def _make_words(self, pieces: list[tuple[int, int, str]]) -> tuple[Word, ...]:
-        at = (self._source, self._lineno, self._cols)
+        source, lineno, cols = self._source, self._lineno, self._cols
         out = []
         for start, end, text in pieces:
             word = _new(Word)
             word.text = text
             word.offset = start
-            word._span = None
-            word._at = at
+            word._source = source
+            word._lineno = lineno
+            word._cols = cols
             word._end = end
             out.append(word)
         return tuple(out)
@@ -234,15 +254,29 @@ class Line:
         return f"Line({self.text!r} @ {self._source.display}:{self._lineno})"
 
 
+class _Same:
+    """The columns of text whose characters all stand at one place: the lines of a
+    multi-line definition are reported at the ``$NAME`` that brought them in.
+    (One object per replay instead of a list of columns per line.)"""
+
+    __slots__ = ("col",)
+
+    def __init__(self, col: int) -> None:
+        self.col = col  # 0-based
+
+
+_Cols = int | list[int] | _Same
 _new = object.__new__
 _TOKENIZE = object()  # Line._words: not split yet, and the text needs the full tokenizer
 
 
-def _make_line(text: str, source: Source, lineno: int, cols: int | list[int], plain: bool = True) -> Line:
-    """``plain``: text is printable ASCII and tabs without quotes, so str.split() is exact.
+def _make_line(text: str, source: Source, lineno: int, cols: _Cols, plain: bool = True) -> Line:
+    """``plain``: str.split() splits text exactly (ASCII, the only blanks spaces and tabs,
+    no quotes) and text starts with a word.
 
     ``cols`` is an int when text is a slice of the physical line (the column of text[0]
-    minus 1), else a list with the 0-based column of each character.
+    minus 1), a _Same when all of text stands at one column, else a list with the
+    0-based column of each character.
     """
     line = _new(Line)
     line.text = text
@@ -254,11 +288,12 @@ def _make_line(text: str, source: Source, lineno: int, cols: int | list[int], pl
     return line
 
 
-def _span_at(at: tuple[Source, int, int | list[int]], offset: int, end: int) -> Span:
-    """Span of text[offset:end] of a line located at ``at`` = (source, line, cols)."""
-    source, lineno, cols = at
+def _span_at(source: Source, lineno: int, cols: _Cols, offset: int, end: int) -> Span:
+    """Span of text[offset:end] of a line located at (source, line, cols)."""
     if type(cols) is int:
-        return Span(source, lineno, cols + offset + 1, cols + end + 1)
+        return new_span(source, lineno, cols + offset + 1, cols + end + 1)
+    if type(cols) is _Same:  # (what a list of that one column gives)
+        return new_span(source, lineno, cols.col + 1, cols.col + 2 if end > 0 else None)
     if not cols:
         return Span(source, lineno, 1)
     col = cols[offset] + 1 if offset < len(cols) else cols[-1] + 2
@@ -369,10 +404,11 @@ def _printable(text: str) -> str:
 
 
 def default_config_id() -> str:
-    """keepalived's default config-id: the node name up to the first dot."""
-    import socket
+    """keepalived's default config-id: the node name up to the first dot.
 
-    return socket.gethostname().split(".", 1)[0]
+    (uname's node name is what gethostname() returns; os.uname() spares importing socket.)
+    """
+    return os.uname().nodename.split(".", 1)[0]
 
 
 def read_config(
@@ -461,30 +497,40 @@ def _escape_comments(text: str) -> str:
 
 # --------------------------------------------------------------------------------------
 # Helpers on (text, cols) pairs: cols is an int when text is a slice of one physical
-# line (column of text[0] minus 1), else a list with one 0-based column per character.
+# line (column of text[0] minus 1), a _Same when every character is at one column,
+# else a list with one 0-based column per character.
 
 
-def _cols_slice(cols: int | list[int], start: int, end: int | None = None) -> int | list[int]:
+def _cols_slice(cols: _Cols, start: int, end: int | None = None) -> _Cols:
     if type(cols) is int:
         return cols + start
+    if type(cols) is _Same:
+        return cols
     return cols[start:end]
 
 
-def _col(cols: int | list[int], i: int) -> int:
+def _col(cols: _Cols, i: int) -> int:
     """1-based column of character ``i``."""
     if type(cols) is int:
         return cols + i + 1
+    if type(cols) is _Same:
+        return cols.col + 1
     if not cols:
         return 1
     return cols[min(i, len(cols) - 1)] + 1
 
 
-def _decomment(s: str, cols: int | list[int]) -> tuple[str, int | list[int], bool]:
+def _decomment(s: str, cols: _Cols) -> tuple[str, _Cols, bool]:
     """keepalived's decomment(): strip blanks and comments, unescape \\# and \\!.
 
     Returns the text, its columns, and whether a double quote was left open.
     A trailing backslash is kept (it continues ``$NAME=`` definitions).
     """
+    if _DECOMMENT_CHARS.search(s) is None:  # nothing but blanks to remove (the usual case)
+        left = s.lstrip(" \t")
+        text = left.rstrip(" \t")
+        lead = len(s) - len(left)
+        return text, _cols_slice(cols, lead, lead + len(text)), False
     lead = len(s) - len(s.lstrip(" \t"))
     if lead:
         s = s[lead:]
@@ -534,12 +580,13 @@ def _decomment(s: str, cols: int | list[int]) -> tuple[str, int | list[int], boo
     stripped = text.rstrip(" \t")
     if len(stripped) != len(text):
         text = stripped
-        if type(cols) is not int:
+        if type(cols) is list:
             cols = cols[: len(text)]
     if cont >= 0:
         if type(cols) is int:
             cols = list(range(cols, cols + len(text)))
-        cols.append(_col(s_cols, cont) - 1)
+        if type(cols) is list:
+            cols.append(_col(s_cols, cont) - 1)
         text += "\\"
     return text, cols, quote
 
@@ -658,11 +705,14 @@ def _special_lines(text: str, lines: list[str]) -> set[int]:
     printable ASCII and tab, anything that starts a comment, quote, escape or macro,
     or more than 255 characters (then the byte length is checked)."""
     special: set[int] = set()
-    search = _SLOW_CHAR_OR_NL.search
+    if text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES):
+        search = None  # nothing special anywhere (a quick test: a regex scan is slower)
+    else:
+        search = _SLOW_CHAR_OR_NL.search
     count = text.count
     pos = 0
     lineno = 1
-    while True:
+    while search is not None:
         m = search(text, pos)
         if m is None:
             break
@@ -689,19 +739,53 @@ def _looks_binary(sample: bytes) -> bool:
     return bad * 10 > len(sample) * 3
 
 
+# What a plain physical line (no comment, quote, escape or macro) holds:
+_BLANK_LINE = 0  # nothing
+_ONE = 1  # one logical line: text at column base + 1 (a word line, "{" or "}")
+_HEAD = 2  # "keyword args {": the text, then a "{" at column brace + 1
+_OTHER = 3  # anything else (include, braces inside): _Lexer._plain() works it out
+
+
+def _plain_shape(raw: str) -> tuple[int, str | None, int, int]:
+    """(kind, text, base, brace) of a plain physical line; see _ONE and _HEAD."""
+    left = raw.lstrip(" \t")
+    if not left:
+        return _BLANK_LINE, None, 0, 0
+    text = left.rstrip(" \t")
+    base = len(raw) - len(left)
+    if "{" in text or "}" in text:
+        if text == "{" or text == "}":
+            return _ONE, text, base, 0
+        if text[-1] == "{" and text.count("{") == 1 and "}" not in text and not text.startswith("include"):
+            return _HEAD, text[:-1].rstrip(" \t"), base, base + len(text) - 1
+        return _OTHER, text, base, 0
+    if text.startswith("include"):
+        return _OTHER, text, base, 0
+    return _ONE, text, base, 0
+
+
 # --------------------------------------------------------------------------------------
 # The reader
 
 
-@dataclass
 class _Def:
     """A $NAME definition. A single-line value is ``lines[0]``."""
 
-    name: str
-    lines: list[str] = field(default_factory=list)
-    multiline: bool = False
-    span: Span | None = None  # where it was defined; None for built-ins
-    builtin: bool = False  # value computed at each use (_PWD, _INSTANCE, _RANDOM)
+    __slots__ = ("name", "lines", "multiline", "span", "builtin")
+
+    def __init__(
+        self,
+        name: str,
+        lines: list[str] | None = None,
+        multiline: bool = False,
+        span: Span | None = None,
+        builtin: bool = False,
+    ) -> None:
+        self.name = name
+        self.lines = [] if lines is None else lines
+        self.multiline = multiline
+        self.span = span  # where it was defined; None for built-ins
+        self.builtin = builtin  # value computed at each use (_PWD, _INSTANCE, _RANDOM)
 
 
 _DROP = object()  # _substitute(): the line is dropped (a diagnostic says why)
@@ -792,7 +876,8 @@ class _Lexer:
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
-        shown = [_printable(line) for line in lines] if _UNPRINTABLE.search(text) else lines
+        unprintable = "\x00" in text if text.isascii() else _UNPRINTABLE.search(text)
+        shown = [_printable(line) for line in lines] if unprintable else lines
         source = Source(path, display, included_from, tuple(shown))
 
         saved_flags = self.include_flags
@@ -809,29 +894,47 @@ class _Lexer:
                 self.include_flags = saved_flags  # keepalived restores it at the end of an include
 
     def _read_lines(self, lines: list[str], raw_lines: list[str] | None, special: set[int], source: Source) -> None:
-        """The hot loop: plain lines are stripped and stored, the rest go the slow way."""
+        """The hot loop: plain lines are stripped and stored, the rest go the slow way.
+
+        Configurations repeat lines ("        weight 1"): what a plain line holds is
+        worked out once per distinct line (:func:`_plain_shape`), and the Line objects
+        are made inline (what _make_line() does).
+        """
+        new = _new
         append = self.lines.append
+        shapes: dict[str, tuple] = {}
         collecting = False  # only a special line can start a multi-line definition
         for n, raw in enumerate(lines, 1):
             if collecting or n in special:
                 self._slow_line(raw, raw_lines[n - 1] if raw_lines else raw, source, n)
                 collecting = self.collecting is not None
                 continue
-            left = raw.lstrip(" \t")
-            if not left:
+            shape = shapes.get(raw)
+            if shape is None:
+                shape = shapes[raw] = _plain_shape(raw)
+            kind, text, base, brace = shape
+            if kind == _BLANK_LINE:
                 continue
-            text = left.rstrip(" \t")
-            if text[0] == "i" or "{" in text or "}" in text:
-                self._plain(text, len(raw) - len(left), source, n)
+            if kind == _OTHER:
+                self._plain(text, base, source, n)
                 continue
-            line = _new(Line)  # _make_line(), inlined: this runs for most lines
+            line = new(Line)
             line.text = text
             line._words = None
             line._span = None
             line._source = source
             line._lineno = n
-            line._cols = len(raw) - len(left)
+            line._cols = base
             append(line)
+            if kind == _HEAD:
+                line = new(Line)
+                line.text = "{"
+                line._words = None
+                line._span = None
+                line._source = source
+                line._lineno = n
+                line._cols = brace
+                append(line)
 
     def _plain(self, text: str, base: int, source: Source, n: int) -> None:
         """A line without quotes, escapes, comments or macros (``base``: its indent)."""
@@ -905,7 +1008,7 @@ class _Lexer:
         else:
             self._logical(text, cols, source, n, 0)
 
-    def _open_quote(self, text: str, cols: int | list[int], source: Source, n: int) -> None:
+    def _open_quote(self, text: str, cols: _Cols, source: Source, n: int) -> None:
         key = (id(source), n)
         if key not in self.quote_reported:
             self.quote_reported.add(key)
@@ -919,7 +1022,7 @@ class _Lexer:
 
     # ---- includes -------------------------------------------------------------------
 
-    def _include(self, text: str, cols: int | list[int], source: Source, n: int) -> None:
+    def _include(self, text: str, cols: _Cols, source: Source, n: int) -> None:
         flags = self.include_flags
         if text[7] in _ISSPACE:
             rest = 8
@@ -964,6 +1067,8 @@ class _Lexer:
             if fixed_dir and not os.path.isdir(os.path.join(base_dir, fixed_dir)):
                 missing = True
                 continue
+            import glob  # only for wildcard includes: not worth importing at every start
+
             matches.extend(sorted(glob.glob(alt, root_dir=base_dir)))
         shown = _printable(pattern)
         if not matches:
@@ -1008,7 +1113,7 @@ class _Lexer:
 
     # ---- logical lines --------------------------------------------------------------
 
-    def _feed(self, text: str, cols: int | list[int], source: Source, n: int, depth: int) -> None:
+    def _feed(self, text: str, cols: _Cols, source: Source, n: int, depth: int) -> None:
         """A replayed line (~SEQ/~LST, multi-line definition): like a read line after decommenting."""
         if self.collecting is not None:
             if text:
@@ -1018,28 +1123,29 @@ class _Lexer:
         elif text:
             self._logical(text, cols, source, n, depth)
 
-    def _logical(self, text: str, cols: int | list[int], source: Source, n: int, depth: int) -> None:
+    def _logical(self, text: str, cols: _Cols, source: Source, n: int, depth: int) -> None:
         """@id, $NAME=, ~SEQ/~LST, $NAME substitution, then split off braces and emit."""
         if depth > MAX_NESTING:
             self.diags.append(error(Span(source, n, _col(cols, 0)), "definitions and ~SEQ/~LST nested too deeply"))
             return
         tails: list[tuple[str, list[str], int]] = []  # multi-line definitions still to replay
-        pending: tuple[str, int | list[int]] | None = (text, cols)
+        pending: tuple[str, _Cols] | None = (text, cols)
         while pending is not None:
             text, cols = pending
             pending = None
-            result = self._expand(text, cols, source, n, tails, depth)
-            if result is None:
-                break
-            text, cols = result
-            if "${_ENV " in text:
-                self.diags.append(
-                    note(
-                        Span(source, n, _col(cols, text.index("${_ENV "))),
-                        "${_ENV ...} is not supported by keepalived 2.2.7 - left as it is",
+            if text[0] in "@~" or "$" in text:  # (else _expand() would give it back as it is)
+                result = self._expand(text, cols, source, n, tails, depth)
+                if result is None:
+                    break
+                text, cols = result
+                if "${_ENV " in text:
+                    self.diags.append(
+                        note(
+                            Span(source, n, _col(cols, text.index("${_ENV "))),
+                            "${_ENV ...} is not supported by keepalived 2.2.7 - left as it is",
+                        )
                     )
-                )
-            i = _first_brace(text)
+            i = _first_brace(text) if "{" in text or "}" in text else -1
             if i < 0:
                 self._emit(text, cols, source, n)
             elif i == 0:
@@ -1057,12 +1163,12 @@ class _Lexer:
     def _expand(
         self,
         text: str,
-        cols: int | list[int],
+        cols: _Cols,
         source: Source,
         n: int,
         tails: list[tuple[str, list[str], int]],
         depth: int,
-    ) -> tuple[str, int | list[int]] | None:
+    ) -> tuple[str, _Cols] | None:
         """Conditionals, definitions, sequences and substitution; None if nothing is left."""
         for _ in range(100):
             if text.startswith("@"):
@@ -1099,7 +1205,7 @@ class _Lexer:
         self.diags.append(error(Span(source, n, _col(cols, 0)), "parameter substitution does not settle - line ignored"))
         return None
 
-    def _emit(self, text: str, cols: int | list[int], source: Source, n: int, plain: bool = False) -> None:
+    def _emit(self, text: str, cols: _Cols, source: Source, n: int, plain: bool = False) -> None:
         """Store a finished logical line. ``plain``: only printable ASCII and tabs."""
         if text.startswith("include"):
             if _is_include(text):
@@ -1117,13 +1223,21 @@ class _Lexer:
                 words = [w.text for w in line.words[1:]]
                 self.include_flags = self.include_check_flags(words, self.include_flags, line.span)
                 return
-        line = _make_line(text, source, n, cols, plain)
-        if plain or (line.words if '"' in text else _HAS_WORD.search(text)):
+        # A line made by $NAME substitution or ~SEQ is mostly as plain as a written one.
+        exact = plain or _NEEDS_TOKENIZER.search(text) is None
+        line = _new(Line)  # _make_line(), inlined: ~SEQ can make 10^5 lines this way
+        line.text = text
+        line._words = None if exact else _TOKENIZE
+        line._span = None
+        line._source = source
+        line._lineno = n
+        line._cols = cols
+        if (exact and text and text[0] not in " \t") or (line.words if '"' in text else _HAS_WORD.search(text)):
             self.lines.append(line)  # (an unmatched quote can leave no word at all)
 
     # ---- definitions ----------------------------------------------------------------
 
-    def _define(self, text: str, cols: int | list[int], source: Source, n: int) -> bool:
+    def _define(self, text: str, cols: _Cols, source: Source, n: int) -> bool:
         """``$NAME=VALUE`` (a trailing backslash starts a multi-line definition)."""
         m = _DEFINITION.match(text)
         if m is None:
@@ -1157,36 +1271,15 @@ class _Lexer:
 
     def _reference(self, text: str, i: int) -> tuple[str, _Def, int, str | None] | None:
         """keepalived's find_definition() for the ``$`` at ``i``: name, def, end, params."""
-        j = i + 1
-        braces = text[j] == "{"
-        if braces:
-            j += 1
-        m = _NAME_CHARS.match(text, j)
-        k = m.end()
-        if k == j or text[j].isdigit():
+        m = _REFERENCE.match(text, i)
+        if m is None:
             return None
-        name = text[j:k]
-        params = None
-        if braces:
-            p = k
-            first = last = -1
-            while p < len(text) and (text[p] == " " or "0" <= text[p] <= "9"):
-                if text[p] != " ":
-                    if first < 0:
-                        first = p
-                    last = p
-                p += 1
-            if first >= 0 and last + 1 != p:
-                return None
-            if p >= len(text) or text[p] != "}":
-                return None
-            end = p + 1
-            if first >= 0:
-                params = text[first : last + 1]
-        else:
-            if k < len(text) and text[k] not in " \t,)":
-                return None
-            end = k
+        name, params, plain_name = m.groups()
+        if name is None:
+            name = plain_name
+        elif params is not None:
+            params = params.strip(" ")
+        end = m.end()
         definition = self.defs.get(name)
         if definition is None or (definition.multiline and end != len(text)):
             return None
@@ -1197,7 +1290,7 @@ class _Lexer:
     def _substitute(
         self,
         text: str,
-        cols: int | list[int],
+        cols: _Cols,
         source: Source,
         n: int,
         tails: list[tuple[str, list[str], int]],
@@ -1209,6 +1302,8 @@ class _Lexer:
         replacement remembers which definitions it lies inside, so a cycle is an error.
         """
         regions: list[list] = []  # [end, name] of values being rescanned, innermost last
+        active: list[str] = []  # their names
+        own_cols = False  # cols is a list made here (a caller's list is not changed: ~SEQ reuses it)
         pos = 0
         count = 0
         changed = False
@@ -1218,12 +1313,12 @@ class _Lexer:
                 break
             while regions and regions[-1][0] <= i:
                 regions.pop()
+                active.pop()
             ref = self._reference(text, i)
             if ref is None:
                 pos = i + 1
                 continue
             name, definition, end, params = ref
-            active = [r[1] for r in regions] if regions else []
             if name in active or (definition.multiline and name in self.expanding):
                 chain = self.expanding[self.expanding.index(name) :] if name not in active else []
                 chain += active[active.index(name) :] if name in active else active
@@ -1235,9 +1330,19 @@ class _Lexer:
                     error(Span(source, n, _col(cols, i)), "parameter substitution does not terminate - line ignored")
                 )
                 return _DROP
-            col = _col(cols, i) - 1
+            if type(cols) is int:
+                col = cols + i
+                cols = list(range(cols, cols + len(text)))
+                own_cols = True
+            elif type(cols) is _Same:
+                col = cols.col  # and the value's characters are there too: cols stay as they are
+            else:
+                col = cols[i] if i < len(cols) else _col(cols, i) - 1
+                if not own_cols:
+                    cols = list(cols)
+                    own_cols = True
             if definition.builtin:
-                value = self._builtin(name, params, source, Span(source, n, col + 1))
+                value = self._builtin(name, params, source, n, col + 1)
             else:
                 value = definition.lines[0] if definition.lines else ""
                 if definition.multiline and len(definition.lines) > 1:
@@ -1251,16 +1356,17 @@ class _Lexer:
                     )
                 )
                 return _DROP
-            if type(cols) is int:
-                cols = list(range(cols, cols + len(text)))
-            cols[i:end] = [col] * len(value)
+            if type(cols) is list:
+                cols[i:end] = [col] * len(value)
             text = text[:i] + value + text[end:]
             delta = len(value) - (end - i)
-            for region in regions:
-                region[0] += delta
+            if delta:
+                for region in regions:
+                    region[0] += delta
             regions.append([i + len(value), name])
+            active.append(name)
             changed = True
-            if value.lstrip(" \t").startswith("~"):
+            if "~" in value and value.lstrip(" \t").startswith("~"):
                 break  # keepalived stops here so that ~SEQ sets its variable first
             pos = i
         return (text, cols) if changed else None
@@ -1275,7 +1381,8 @@ class _Lexer:
         shown = " -> ".join("$" + name for name in chain)
         self.diags.append(error(span, f"recursive definition: {shown} - line ignored", *notes))
 
-    def _builtin(self, name: str, params: str | None, source: Source, span: Span) -> str:
+    def _builtin(self, name: str, params: str | None, source: Source, n: int, col: int) -> str:
+        """The value of a built-in definition used at column ``col`` of line ``n``."""
         if name == "_PWD":
             return os.path.realpath(os.path.dirname(source.path))
         if name == "_INSTANCE":
@@ -1287,40 +1394,51 @@ class _Lexer:
         if len(numbers) > 1:
             high = int(numbers[1])
         if len(numbers) > 2:
-            self.diags.append(warning(span, f"Too many parameters or extra text for ${{_RANDOM {params}}}"))
+            self.diags.append(
+                warning(Span(source, n, col), f"Too many parameters or extra text for ${{_RANDOM {params}}}")
+            )
         if low > high:
-            self.diags.append(warning(span, f"${{_RANDOM {params}}}: minimum is above maximum - using {low}"))
+            self.diags.append(
+                warning(Span(source, n, col), f"${{_RANDOM {params}}}: minimum is above maximum - using {low}")
+            )
             return str(low)
+        import random  # only for ${_RANDOM}: not worth importing at every start
+
         return str(random.randint(low, high))
 
     def _replay_definition(self, name: str, lines: list[str], col: int, source: Source, n: int, depth: int) -> None:
         """The second and later lines of a multi-line definition."""
-        if not self._budget(len(lines), Span(source, n, col + 1)):
+        if not self._budget(len(lines), source, n, col + 1):
             return
         self.expanding.append(name)
+        at = _Same(col)  # each character of these lines is reported at the $NAME
         try:
             for text in lines:
-                self._feed(text, [col] * len(text), source, n, depth + 1)
+                self._feed(text, at, source, n, depth + 1)
                 if self.replay_exhausted:
                     return
         finally:
             self.expanding.pop()
 
-    def _budget(self, count: int, span: Span) -> bool:
+    def _budget(self, count: int, source: Source, n: int, col: int) -> bool:
+        """Whether ``count`` more replayed lines fit; else an error at column ``col`` of line ``n``."""
         if self.replay_exhausted:
             return False
         self.replayed += count
         if self.replayed > MAX_REPLAYED_LINES:
             self.replay_exhausted = True
             self.diags.append(
-                error(span, f"~SEQ/~LST and multi-line definitions produce more than {MAX_REPLAYED_LINES} lines - stopping")
+                error(
+                    Span(source, n, col),
+                    f"~SEQ/~LST and multi-line definitions produce more than {MAX_REPLAYED_LINES} lines - stopping",
+                )
             )
             return False
         return True
 
     # ---- ~SEQ and ~LST --------------------------------------------------------------
 
-    def _sequence(self, text: str, cols: int | list[int], source: Source, n: int, depth: int) -> None:
+    def _sequence(self, text: str, cols: _Cols, source: Source, n: int, depth: int) -> None:
         span = Span(source, n, _col(cols, 0))
         if text.startswith("~SEQ"):
             parsed = self._parse_seq(text, cols, source, n)
@@ -1332,7 +1450,7 @@ class _Lexer:
             self.diags.append(error(span, f"Invalid {kind} specification '{_printable(text)}'", parsed))
             return
         names, count, value_sets, rest = parsed
-        if not self._budget(count, span):
+        if not self._budget(count, source, n, span.col):
             return
         body, body_cols = text[rest:], _cols_slice(cols, rest)
         for values in value_sets:
@@ -1342,7 +1460,7 @@ class _Lexer:
             if self.replay_exhausted:
                 return
 
-    def _parse_seq(self, text: str, cols: int | list[int], source: Source, n: int):
+    def _parse_seq(self, text: str, cols: _Cols, source: Source, n: int):
         """``~SEQ(var, [start,] [step,] end)`` -> ([var], count, values, body index) or a reason."""
         p = 4
         hex_values = text[p : p + 1] == "x"

@@ -15,8 +15,10 @@ Everything here is plain data: frozen slotted dataclasses built by
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from operator import attrgetter
 
 from pyvrrpd.config.diagnostics import Span
 
@@ -49,14 +51,67 @@ class LbKind(enum.Enum):
     TUN = "TUN"
 
 
-_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+class _Value:
+    """Base of the model classes: dataclass's ``repr``, ``==`` and ``hash``, written once.
+
+    ``dataclass()`` compiles these three methods for each class at import (8 ms for the
+    classes here, paid by every ``--check-config``); these give the same results from
+    the fields' values, read by attrgetters made once per class.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shape = _shape(type(self))
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(shape.shown, shape.shown_values(self)))
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        values = _shape(type(self)).compared_values
+        return values(self) == values(other)
+
+    def __hash__(self) -> int:
+        return hash(_shape(type(self)).compared_values(self))
+
+
+class _Shape:
+    """The fields a model class shows in repr and compares, and getters of their values."""
+
+    __slots__ = ("shown", "shown_values", "compared_values")
+
+    def __init__(self, cls: type) -> None:
+        self.shown = tuple(f.name for f in fields(cls) if f.repr)
+        self.shown_values = _getter(self.shown)
+        self.compared_values = _getter(tuple(f.name for f in fields(cls) if f.compare))
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[object], tuple]:
+    """A function giving the values of the named attributes as a tuple."""
+    if len(names) == 1:
+        return lambda obj: (getattr(obj, names[0]),)
+    return attrgetter(*names) if names else (lambda obj: ())
+
+
+_SHAPES: dict[type, _Shape] = {}
+
+
+def _shape(cls: type) -> _Shape:
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = _Shape(cls)
+    return shape
+
+
+_frozen = dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)  # _Value has those
 
 
 # --------------------------------------------------------------------------- shared pieces
 
 
 @_frozen
-class Script:
+class Script(_Value):
     """A command keepalived would fork: argv plus the account it runs as.
 
     ``user``/``group`` are None when the default script user applies
@@ -70,7 +125,7 @@ class Script:
 
 
 @_frozen
-class Track:
+class Track(_Value):
     """One ``track_interface``/``track_script``/``track_file``/... entry.
 
     ``weight`` 0 means "a failure puts the instance in FAULT"; otherwise the
@@ -84,7 +139,7 @@ class Track:
 
 
 @_frozen
-class VirtualAddress:
+class VirtualAddress(_Value):
     """A ``virtual_ipaddress``/``_excluded``/``static_ipaddress`` line."""
 
     address: IPInterface  # address with prefix (default /32 or /128)
@@ -106,7 +161,7 @@ class VirtualAddress:
 
 
 @_frozen
-class Route:
+class Route(_Value):
     """A ``virtual_routes``/``static_routes`` line: ``ip route`` syntax, kept as words."""
 
     words: tuple[str, ...]
@@ -121,7 +176,7 @@ class Route:
 
 
 @_frozen
-class Rule:
+class Rule(_Value):
     """A ``virtual_rules``/``static_rules`` line: ``ip rule`` syntax, kept as words."""
 
     words: tuple[str, ...]
@@ -141,7 +196,9 @@ class Rule:
 
 
 @_frozen
-class GlobalDefs:
+class GlobalDefs(_Value):
+    """The ``global_defs`` block: process-wide settings and the VRRP defaults instances inherit."""
+
     router_id: str | None = None  # None: the host name
     notification_email: tuple[str, ...] = ()
     notification_email_from: str | None = None
@@ -201,7 +258,7 @@ class GlobalDefs:
 
 
 @_frozen
-class VrrpScript:
+class VrrpScript(_Value):
     """A ``vrrp_script`` block."""
 
     name: str
@@ -217,7 +274,7 @@ class VrrpScript:
 
 
 @_frozen
-class TrackFile:
+class TrackFile(_Value):
     """A ``track_file`` (or deprecated ``vrrp_track_file``) block."""
 
     name: str
@@ -230,7 +287,7 @@ class TrackFile:
 
 
 @_frozen
-class TrackProcess:
+class TrackProcess(_Value):
     """A ``vrrp_track_process`` block."""
 
     name: str
@@ -248,7 +305,9 @@ class TrackProcess:
 
 
 @_frozen
-class UnicastPeer:
+class UnicastPeer(_Value):
+    """A ``unicast_peer`` line: the peer's address and the TTL range accepted from it."""
+
     address: IPAddress
     min_ttl: int = 0
     max_ttl: int = 255
@@ -256,7 +315,9 @@ class UnicastPeer:
 
 
 @_frozen
-class VrrpInstance:
+class VrrpInstance(_Value):
+    """A ``vrrp_instance`` block, completed: defaults and corrections applied."""
+
     name: str
     interface: str | None = None
     vrid: int  # 1..255 (an instance without a valid VRID is not built)
@@ -331,7 +392,9 @@ class VrrpInstance:
 
 
 @_frozen
-class SyncGroup:
+class SyncGroup(_Value):
+    """A ``vrrp_sync_group``: instances that change state together."""
+
     name: str
     members: tuple[str, ...] = ()  # instance names that exist
     track_interfaces: tuple[Track, ...] = ()
@@ -351,7 +414,9 @@ class SyncGroup:
 
 
 @_frozen
-class GarpGroup:
+class GarpGroup(_Value):
+    """A ``garp_group`` block: gratuitous ARP/NA pacing for a set of interfaces."""
+
     garp_interval_us: int | None = None
     gna_interval_us: int | None = None
     interfaces: tuple[str, ...] = ()
@@ -359,7 +424,9 @@ class GarpGroup:
 
 
 @_frozen
-class BfdInstance:
+class BfdInstance(_Value):
+    """A ``bfd_instance`` block."""
+
     name: str
     neighbor_ip: IPAddress
     source_ip: IPAddress | None = None
@@ -380,7 +447,9 @@ class BfdInstance:
 
 
 @_frozen
-class Url:
+class Url(_Value):
+    """A ``url`` block of an HTTP_GET/SSL_GET checker."""
+
     path: str = "/"
     digest: str | None = None  # 32 lowercase hex digits
     status_codes: tuple[tuple[int, int], ...] = ((200, 299),)  # inclusive ranges
@@ -394,7 +463,7 @@ class Url:
 
 
 @_frozen
-class Checker:
+class Checker(_Value):
     """Fields every checker with a retry loop has (values already inherited)."""
 
     retry: int = 1
@@ -421,11 +490,13 @@ class ConnectChecker(Checker):
 
 @_frozen
 class TcpCheck(ConnectChecker):
-    pass
+    """A ``TCP_CHECK``: the connection succeeds."""
 
 
 @_frozen
 class HttpCheck(ConnectChecker):
+    """An ``HTTP_GET``: each url answers with an accepted status (and digest or regex)."""
+
     urls: tuple[Url, ...] = ()
     virtualhost: str | None = None
     http_protocol: str = "1.0"  # "1.0", "1.0C" or "1.1"
@@ -435,22 +506,28 @@ class HttpCheck(ConnectChecker):
 
 @_frozen
 class SslCheck(HttpCheck):
-    pass
+    """An ``SSL_GET``: HTTP_GET over TLS."""
 
 
 @_frozen
 class SmtpCheck(ConnectChecker):
+    """An ``SMTP_CHECK``: the server answers HELO (one checker per ``host`` block)."""
+
     helo_name: str | None = None
 
 
 @_frozen
 class DnsCheck(ConnectChecker):
+    """A ``DNS_CHECK``: the server answers a query."""
+
     type: str = "SOA"
     name: str = "."
 
 
 @_frozen
 class UdpCheck(ConnectChecker):
+    """A ``UDP_CHECK``: the payload gets no ICMP error (or the required reply)."""
+
     payload: bytes | None = None
     require_reply: str | None = None  # hex with X wildcards, as written
     min_reply_length: int = 0
@@ -459,25 +536,31 @@ class UdpCheck(ConnectChecker):
 
 @_frozen
 class PingCheck(ConnectChecker):
-    pass
+    """A ``PING_CHECK``: the address answers ICMP echo."""
 
 
 @_frozen
 class MiscCheck(Checker):
+    """A ``MISC_CHECK``: a script's exit status."""
+
     script: Script
     timeout_us: int | None = None  # None: delay_loop
     dynamic: bool = False
 
 
 @_frozen
-class FileCheck:
+class FileCheck(_Value):
+    """A ``FILE_CHECK``: the value of a ``track_file``."""
+
     track_file: str
     weight: int = 1
     span: Span
 
 
 @_frozen
-class BfdCheck:
+class BfdCheck(_Value):
+    """A ``BFD_CHECK``: the state of a ``bfd_instance``."""
+
     name: str
     alpha: bool = False
     span: Span
@@ -489,7 +572,9 @@ AnyChecker = (
 
 
 @_frozen
-class SorryServer:
+class SorryServer(_Value):
+    """A ``sorry_server``: used when no real server is up."""
+
     address: IPAddress
     port: int | None = None
     lb_kind: LbKind = LbKind.NAT
@@ -498,7 +583,9 @@ class SorryServer:
 
 
 @_frozen
-class RealServer:
+class RealServer(_Value):
+    """A ``real_server`` block, with values inherited from its virtual server resolved."""
+
     address: IPAddress
     port: int | None = None  # NAT with no port: the virtual server's port
     weight: int = 1
@@ -521,7 +608,9 @@ class RealServer:
 
 
 @_frozen
-class VirtualServerGroupEntry:
+class VirtualServerGroupEntry(_Value):
+    """One line of a ``virtual_server_group``: an address (range) and port, or a fwmark."""
+
     address: IPAddress | None = None
     last: IPAddress | None = None  # end of an address range, inclusive
     port: int | None = None
@@ -530,14 +619,16 @@ class VirtualServerGroupEntry:
 
 
 @_frozen
-class VirtualServerGroup:
+class VirtualServerGroup(_Value):
+    """A ``virtual_server_group`` block."""
+
     name: str
     entries: tuple[VirtualServerGroupEntry, ...] = ()
     span: Span
 
 
 @_frozen
-class VirtualServer:
+class VirtualServer(_Value):
     """A ``virtual_server``: exactly one of address, fwmark or group is set."""
 
     address: IPAddress | None = None
@@ -573,7 +664,9 @@ class VirtualServer:
 
 
 @_frozen
-class SslConfig:
+class SslConfig(_Value):
+    """The top-level ``SSL`` block (client certificates for SSL_GET)."""
+
     password: str | None = None
     ca: str | None = None
     certificate: str | None = None
@@ -585,7 +678,9 @@ class SslConfig:
 
 
 @_frozen
-class Config:
+class Config(_Value):
+    """A whole configuration: everything :func:`pyvrrpd.config.build.build` made of it."""
+
     global_defs: GlobalDefs = field(default_factory=GlobalDefs)
     vrrp_scripts: tuple[VrrpScript, ...] = ()
     track_files: tuple[TrackFile, ...] = ()

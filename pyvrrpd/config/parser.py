@@ -11,11 +11,14 @@ CONTRACT (model/build code relies on exactly this):
   - ``words``: the whole statement's words, ``words[0]`` being the keyword itself;
     for script keywords (``kwdef.script``) the words after the keyword come from
     ``Line.script_words`` (quotes and escapes applied);
+  - ``texts``: the same words' texts, as a tuple of strings (read values from these:
+    ``words``, with their spans, are built on first use, for diagnostics);
   - ``children``: for keyword blocks (``vrrp_instance``, ``virtual_server``, ``real_server``,
     ``TCP_CHECK``, ``url``, ``authentication``, ...) the statements inside, in order;
   - ``items``: for value blocks (``virtual_ipaddress``, ``unicast_peer``, ``track_script``,
     ``group``, ``notification_email``, ...) one tuple of words per inner line;
-  - ``span``: span of the keyword word; ``end``: span of the closing ``}`` if any.
+  - ``span``: span of the keyword word; ``end``: span of the closing ``}`` if any
+    (both built on first use).
 * Unknown keywords are reported and left out of the tree. Statements whose structure
   is broken are left out, with a diagnostic; everything else is kept.
 
@@ -40,14 +43,13 @@ missing parameter (keepalived exits 2 on those); warnings for unknown, deprecate
 not-yet-supported keywords and for ignored braces; notes for ignored extra words.
 
 The parser is a loop over lines with an explicit stack, never recursion, so no input
-can exhaust Python's stack; it does a couple of dict lookups per line.
+can exhaust Python's stack; it does a couple of dict lookups per line and makes no
+Word or Span objects for well-formed statements.
 """
 
 from __future__ import annotations
 
-import difflib
 import gc
-from dataclasses import dataclass, field
 
 from pyvrrpd.config import keywords
 from pyvrrpd.config.diagnostics import Diagnostic, Source, Span, error, note, warning
@@ -63,55 +65,62 @@ _VALUE_BLOCK = Kind.VALUE_BLOCK
 _SIMPLE = Kind.SIMPLE
 
 
-@dataclass(frozen=True, slots=True)
 class Node:
-    keyword: str
-    words: tuple[Word, ...]
-    span: Span
-    children: tuple["Node", ...] = ()
-    items: tuple[tuple[Word, ...], ...] = ()
-    end: Span | None = None
-    kwdef: Keyword | None = field(default=None, compare=False, repr=False)  # its keyword table entry
+    """One statement. Treat as immutable.
+
+    ``texts`` are the statement's words as strings; ``words`` (with spans), ``span``
+    and ``end`` are built on first use, because for most statements only the texts are
+    ever read (spans are needed for diagnostics and for the model's ``span`` fields).
+    """
+
+    __slots__ = ("keyword", "texts", "children", "items", "kwdef", "_line", "_end", "_words")
+
+    def __init__(
+        self,
+        keyword: str,
+        texts: tuple[str, ...],
+        line: Line,
+        kwdef: Keyword | None,
+        children: tuple["Node", ...] = (),
+        items: tuple[tuple[Word, ...], ...] = (),
+        end: Line | None = None,
+        words: tuple[Word, ...] | None = None,
+    ) -> None:
+        self.keyword = keyword
+        self.texts = texts  # words[i].text for each word
+        self.children = children
+        self.items = items
+        self.kwdef = kwdef  # its keyword table entry
+        self._line = line  # the statement's line: words and span come from it
+        self._end = end  # the line of the closing '}', if any
+        self._words = words  # None: the line's first len(texts) words
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        words = self._words
+        if words is None:
+            words = self._words = self._line.words[: len(self.texts)]
+        return words
 
     @property
     def args(self) -> tuple[Word, ...]:
         return self.words[1:]
 
+    @property
+    def span(self) -> Span:
+        """Span of the keyword word."""
+        return self._line.span
+
+    @property
+    def end(self) -> Span | None:
+        """Span of the closing ``}``; None for a simple statement or a block left open."""
+        return None if self._end is None else self._end.span
+
     def find(self, keyword: str) -> list["Node"]:
         return [c for c in self.children if c.keyword == keyword]
 
-
-# Building a Node through its frozen-dataclass __init__ costs ~0.8 us, a large part of
-# the time for a big config; setting the slots through their descriptors saves ~40%.
-_new = object.__new__
-_set_keyword = Node.keyword.__set__
-_set_words = Node.words.__set__
-_set_span = Node.span.__set__
-_set_children = Node.children.__set__
-_set_items = Node.items.__set__
-_set_end = Node.end.__set__
-_set_kwdef = Node.kwdef.__set__
-
-
-def _make(
-    keyword: str,
-    words: tuple[Word, ...],
-    span: Span,
-    kwdef: Keyword,
-    children: tuple[Node, ...] = (),
-    items: tuple[tuple[Word, ...], ...] = (),
-    end: Span | None = None,
-) -> Node:
-    """``Node(keyword, words, span, children, items, end, kwdef)``, faster."""
-    node = _new(Node)
-    _set_keyword(node, keyword)
-    _set_words(node, words)
-    _set_span(node, span)
-    _set_children(node, children)
-    _set_items(node, items)
-    _set_end(node, end)
-    _set_kwdef(node, kwdef)
-    return node
+    def __repr__(self) -> str:
+        return f"Node({self.keyword!r}, {self.texts!r} @ {self.span})"
 
 
 # Per block: keyword name -> (Keyword, lo, hi, sub). A line of n words with
@@ -140,14 +149,25 @@ _ROOT_TABLE = _table(keywords.ROOT)
 class _Frame:
     """One open block on the parser's stack."""
 
-    __slots__ = ("kw", "lookup", "words", "nodes", "items", "special", "keep", "report", "strays", "skip")
+    __slots__ = (
+        "kw", "lookup", "line", "texts", "words", "nodes", "items", "special", "keep", "report", "strays", "skip"
+    )
 
     def __init__(
-        self, kw: Keyword, lookup: dict[str, _Entry], words: tuple[Word, ...], keep: bool, report: bool
+        self,
+        kw: Keyword,
+        lookup: dict[str, _Entry],
+        line: Line | None,
+        texts: tuple[str, ...],
+        keep: bool,
+        report: bool,
+        words: tuple[Word, ...] | None = None,
     ) -> None:
         self.kw = kw
         self.lookup = lookup  # this block's keywords
-        self.words = words
+        self.line = line  # the block keyword's line (None for the top level)
+        self.texts = texts
+        self.words = words  # set when they differ from the line's (extra words dropped)
         self.nodes: list[Node] = []
         self.items: list[tuple[Word, ...]] | None = [] if kw.kind is _VALUE_BLOCK else None
         self.special = True  # wants its '{' next (or is being skipped): the loop's slow path
@@ -162,9 +182,8 @@ class _Frame:
 
 
 def parse(lines: list[Line]) -> tuple[Node, list[Diagnostic]]:
-    # A big config means ~10^5 new objects (nodes here, words and spans that the lexer
-    # builds on first use) and no reference cycles; the cyclic GC would rescan the
-    # growing heap again and again, which costs more than the parse itself.
+    # A big config means ~10^5 new objects and no reference cycles; the cyclic GC
+    # would rescan the growing heap again and again, which costs more than the parse.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -177,20 +196,22 @@ def parse(lines: list[Line]) -> tuple[Node, list[Diagnostic]]:
 class _Parser:
     def __init__(self) -> None:
         self.diags: list[Diagnostic] = []
-        # id(Keyword) -> [keyword, first span, uses]; reported once at the end
+        # id(Keyword) -> [keyword, line of the first use, uses]; reported once at the end
         self.unsupported: dict[int, list] = {}
         # spans of ignored '{'s whose '}' closed an enclosing block early
         self.shifted: list[Span] = []
         self.hint_cache: dict[tuple[int, str], tuple[str, ...]] = {}
 
     def run(self, lines: list[Line]) -> tuple[Node, list[Diagnostic]]:
-        root = _Frame(keywords.ROOT, _ROOT_TABLE, (), keep=True, report=True)
+        root = _Frame(keywords.ROOT, _ROOT_TABLE, None, (), keep=True, report=True)
         root.special = False
         stack = [root]
         top = root
-        prev: Word | None = None  # keyword of the previous statement, for "Unexpected '{'" notes
+        prev: str | None = None  # keyword of the previous statement, for "Unexpected '{'" notes
+        known: dict[str, tuple[str, ...]] = {}
         for line in lines:
-            # Brace lines are recognised by their text: the lexer builds `words` lazily.
+            # Brace lines are recognised by their text, and the words of a plain line
+            # (line._words is None) are text.split(): no Word objects on this path.
             text = line.text
             last, prev = prev, None
             if top.special:
@@ -202,44 +223,56 @@ class _Parser:
                     top = stack[-1]
                     continue
             if text == "}":
-                self._close(stack, line.span)
+                if top.strays or len(stack) == 1:
+                    self._close(stack, line)
+                    top = stack[-1]
+                    continue
+                stack.pop()  # the usual end of a block: _close(), inlined
+                if top.keep:
+                    stack[-1].nodes.append(self._node(top, line))
                 top = stack[-1]
                 continue
             if text == "{":
                 self._stray_open(top, line.span, last)
                 continue
 
-            words = line.words
-            if not words:
-                continue
-            word0 = words[0]
-            first = word0.text
+            if line._words is None:
+                # Most statements repeat ("weight 1", "retry 3"): one shared tuple per text
+                # costs a dict lookup instead of a split, and less memory.
+                texts = known.get(text)
+                if texts is None:
+                    texts = known[text] = tuple(text.split())
+            else:
+                texts = tuple(w.text for w in line.words)
+                if not texts:
+                    continue
+            first = texts[0]
             if top.items is not None:
                 if first == "}" or first == "{":  # a quoted brace: keepalived takes it as a brace
-                    self._brace(stack, first, word0.span, last)
+                    self._brace(stack, first, line, last)
                     top = stack[-1]
                 else:
-                    top.items.append(words)
+                    top.items.append(line.words)
                 continue
 
             entry = top.lookup.get(first)
             if entry is None:
                 if first == "}" or first == "{":
-                    self._brace(stack, first, word0.span, last)
+                    self._brace(stack, first, line, last)
                     top = stack[-1]
                 else:
-                    self._unknown(top, word0)
-                    prev = word0
+                    self._unknown(top, first, line)
+                    prev = first
                 continue
-            prev = word0
+            prev = first
             kw, lo, hi, sub = entry
-            if lo < len(words) <= hi and (sub is None or len(stack) <= MAX_DEPTH):
+            if lo < len(texts) <= hi and (sub is None or len(stack) <= MAX_DEPTH):
                 if top.report and not kw.supported:
-                    self._count_unsupported(kw, word0.span)
+                    self._count_unsupported(kw, line)
                 if sub is None:
-                    top.nodes.append(_make(first, words, word0.span, kw))
+                    top.nodes.append(Node(first, texts, line, kw))
                 else:
-                    top = _Frame(kw, sub, words, top.keep, top.report and kw.supported)
+                    top = _Frame(kw, sub, line, texts, top.keep, top.report and kw.supported)
                     stack.append(top)
             else:
                 self._statement(stack, entry, line)
@@ -247,14 +280,14 @@ class _Parser:
 
         self._end_of_input(stack)
         self._report_unsupported()
-        span = lines[0].span if lines else Span(Source("<empty>"), 1)
-        return Node("", (), span, children=tuple(root.nodes), kwdef=keywords.ROOT), self.diags
+        first_line = lines[0] if lines else Line((), "", Span(Source("<empty>"), 1))
+        return Node("", (), first_line, keywords.ROOT, tuple(root.nodes)), self.diags
 
-    def _brace(self, stack: list[_Frame], brace: str, span: Span, last: Word | None) -> None:
+    def _brace(self, stack: list[_Frame], brace: str, line: Line, last: str | None) -> None:
         if brace == "}":
-            self._close(stack, span)
+            self._close(stack, line)
         else:
-            self._stray_open(stack[-1], span, last)
+            self._stray_open(stack[-1], line.span, last)
 
     def _statement(self, stack: list[_Frame], entry: _Entry, line: Line) -> None:
         """A known keyword, other than the common case the loop handles."""
@@ -278,13 +311,14 @@ class _Parser:
         if kw.deprecated:
             self.diags.append(warning(word0.span, f"`{kw.name}` is deprecated: {kw.deprecated}"))
         if top.report and not kw.supported:
-            self._count_unsupported(kw, word0.span)
+            self._count_unsupported(kw, line)
 
+        texts = tuple(w.text for w in words)
         if kw.kind is _SIMPLE:
             if ok:
-                top.nodes.append(_make(kw.name, words, word0.span, kw))
+                top.nodes.append(Node(kw.name, texts, line, kw, words=words))
             return
-        frame = _Frame(kw, sub, words, ok and top.keep, top.report and kw.supported)
+        frame = _Frame(kw, sub, line, texts, ok and top.keep, top.report and kw.supported, words)
         if len(stack) > MAX_DEPTH:
             self.diags.append(
                 error(word0.span, f"Blocks nested more than {MAX_DEPTH} deep: `{kw.name}` and its contents are skipped")
@@ -327,10 +361,10 @@ class _Parser:
         else:
             then = f"keepalived reads the lines that follow as the contents of `{kw.name}` anyway"
         self.diags.append(
-            warning(frame.words[0].span, f"Missing '{{' at beginning of configuration block `{kw.name}`", then)
+            warning(frame.line.span, f"Missing '{{' at beginning of configuration block `{kw.name}`", then)
         )
 
-    def _stray_open(self, frame: _Frame, span: Span, last: Word | None) -> None:
+    def _stray_open(self, frame: _Frame, span: Span, last: str | None) -> None:
         frame.strays.append(span)
         if frame.items is not None:
             self.diags.append(
@@ -347,19 +381,19 @@ class _Parser:
             tail = f"the lines inside are read as {frame.label} keywords and the next '}}' closes {frame.label}"
         if last is None:
             why = f"this '{{' opens no block: {tail}"
-        elif last.text not in frame.lookup:
-            why = f"keepalived does not skip the block of an unknown keyword (`{last.text}`): {tail}"
+        elif last not in frame.lookup:
+            why = f"keepalived does not skip the block of an unknown keyword (`{last}`): {tail}"
         else:
-            why = f"`{last.text}` does not open a block: {tail}"
+            why = f"`{last}` does not open a block: {tail}"
         self.diags.append(warning(span, "Unexpected '{' - ignoring", why))
 
-    def _close(self, stack: list[_Frame], span: Span) -> None:
+    def _close(self, stack: list[_Frame], line: Line) -> None:
         frame = stack[-1]
         if len(stack) == 1:
             if frame.strays:
                 opened = frame.strays.pop()
                 self.diags.append(
-                    note(span, f"this '}}' ends the ignored block at {opened} (keepalived: Unknown keyword '}}')")
+                    note(line.span, f"this '}}' ends the ignored block at {opened} (keepalived: Unknown keyword '}}')")
                 )
             else:
                 notes = ()
@@ -368,7 +402,7 @@ class _Parser:
                         f"the block structure shifted at {self.shifted.pop(0)}: that '{{' was ignored, "
                         "so its '}' closed the enclosing block early",
                     )
-                self.diags.append(warning(span, "Extra '}' found", *notes))
+                self.diags.append(warning(line.span, "Extra '}' found", *notes))
             return
         stack.pop()
         if frame.strays:
@@ -376,13 +410,13 @@ class _Parser:
             self.shifted.append(opened)
             self.diags.append(
                 note(
-                    span,
-                    f"this '}}' closes {frame.label} (opened at {frame.words[0].span}), "
+                    line.span,
+                    f"this '}}' closes {frame.label} (opened at {frame.line.span}), "
                     f"not the ignored block at {opened}",
                 )
             )
         if frame.keep:
-            stack[-1].nodes.append(self._node(frame, span))
+            stack[-1].nodes.append(self._node(frame, line))
 
     def _end_of_input(self, stack: list[_Frame]) -> None:
         while len(stack) > 1:
@@ -394,7 +428,7 @@ class _Parser:
             else:
                 self.diags.append(
                     warning(
-                        frame.words[0].span,
+                        frame.line.span,
                         f"Missing '}}': {frame.label} is still open at the end of the configuration",
                     )
                 )
@@ -402,10 +436,9 @@ class _Parser:
                 stack[-1].nodes.append(self._node(frame, None))
 
     @staticmethod
-    def _node(frame: _Frame, end: Span | None) -> Node:
-        words = frame.words
+    def _node(frame: _Frame, end: Line | None) -> Node:
         items = tuple(frame.items) if frame.items else ()
-        return _make(words[0].text, words, words[0].span, frame.kw, tuple(frame.nodes), items, end)
+        return Node(frame.texts[0], frame.texts, frame.line, frame.kw, tuple(frame.nodes), items, end, frame.words)
 
     # ----------------------------------------------------------------- statements
 
@@ -430,43 +463,43 @@ class _Parser:
             plural = "s" if len(extra) > 1 else ""
             self.diags.append(note(extra[0].span, f"extra word{plural} `{text}` ignored (keepalived ignores them too)"))
 
-    def _count_unsupported(self, kw: Keyword, span: Span) -> None:
+    def _count_unsupported(self, kw: Keyword, line: Line) -> None:
         entry = self.unsupported.get(id(kw))
         if entry is None:
-            self.unsupported[id(kw)] = [kw, span, 1]
+            self.unsupported[id(kw)] = [kw, line, 1]
         else:
             entry[2] += 1
 
     def _report_unsupported(self) -> None:
-        for kw, span, uses in self.unsupported.values():
+        for kw, line, uses in self.unsupported.values():
             where = f" in {kw.path[-2]}" if len(kw.path) > 1 else ""
             notes = []
             if kw.kind is not _SIMPLE:
                 notes.append("pyvrrpd does not act on it or on anything inside it")
             if uses > 1:
                 notes.append(f"{uses - 1} more use{'s' if uses > 2 else ''} not reported")
-            self.diags.append(warning(span, f"`{kw.name}`{where} is accepted but not supported yet", *notes))
+            self.diags.append(warning(line.span, f"`{kw.name}`{where} is accepted but not supported yet", *notes))
 
     # ----------------------------------------------------------------- unknown keywords
 
-    def _unknown(self, frame: _Frame, word: Word) -> None:
-        name = word.text
+    def _unknown(self, frame: _Frame, name: str, line: Line) -> None:
+        span = line.span
         key = f"{frame.kw.key}/{name}" if frame.kw.path else name
         if key in keywords.HEAD_ONLY:
             self.diags.append(
-                warning(word.span, f"Unknown keyword '{name}' (newer keepalived versions know it; 2.2.7 does not)")
+                warning(span, f"Unknown keyword '{name}' (newer keepalived versions know it; 2.2.7 does not)")
             )
             return
         not_built = keywords.NOT_IN_DEBIAN_BUILD.get(key)
         if not_built is not None:
-            self.diags.append(warning(word.span, f"Unknown keyword '{name}' ({not_built})"))
+            self.diags.append(warning(span, f"Unknown keyword '{name}' ({not_built})"))
             return
         old = keywords.OLD_SPELLINGS.get(key)
         if old is not None:
             use = f"; use `{old.instead}`" if old.instead else ""
             self.diags.append(
                 warning(
-                    word.span,
+                    span,
                     f"Unknown keyword '{name}' ({old.why}){use}",
                     "ignored, as keepalived 2.2.7 ignores it",
                 )
@@ -476,7 +509,7 @@ class _Parser:
         hints = self.hint_cache.get(cache_key)
         if hints is None:
             hints = self.hint_cache[cache_key] = _hints(frame, name)
-        self.diags.append(warning(word.span, f"Unknown keyword '{name}'", *hints))
+        self.diags.append(warning(span, f"Unknown keyword '{name}'", *hints))
 
 
 def _hints(frame: _Frame, name: str) -> tuple[str, ...]:
@@ -491,6 +524,8 @@ def _hints(frame: _Frame, name: str) -> tuple[str, ...]:
     else:
         # a keyword of another block only gets a very close match (`priority` is
         # not `bfd_priority`, but `garp_master_delay` is `vrrp_garp_master_delay`)
+        import difflib  # only for unknown keywords: not worth importing up front
+
         close = difflib.get_close_matches(name, list(here), n=1, cutoff=0.85 if places else 0.75)
         if close:
             hints.append(f"did you mean `{close[0]}`?")

@@ -1,0 +1,181 @@
+"""The shortcuts that make a large config quick to check give what the long ways give.
+
+The lexer stores plain lines unsplit and the parser splits them with str.split(); words
+and spans are built on first use; lines replayed from a multi-line definition keep one
+column for all their characters; the model's repr, == and hash come from one base class;
+LocalHost remembers its answers; load() and the CLI leave the garbage collector as they
+found it.
+"""
+
+from __future__ import annotations
+
+import gc
+import textwrap
+
+import pytest
+
+from pyvrrpd import cli
+from pyvrrpd.config import build as build_mod
+from pyvrrpd.config import lexer
+from pyvrrpd.config import model as m
+from pyvrrpd.config.lexer import read_config
+from pyvrrpd.config.load import load
+from pyvrrpd.config.parser import parse
+
+MIXED = r"""
+$IP=198.51.100.9
+$RS=\
+real_server ${IP} 80 { \
+    weight 2 \
+    TCP_CHECK { \
+        connect_timeout 3 \
+    } \
+}
+global_defs {
+    router_id "r 1"   extra words
+    notification_email { a@example.org "b c"@example.org }
+}
+vrrp_script chk { script "/bin/check 'arg two'" root
+    interval 2 }
+vrrp_instance VI_1 {
+    interface lo
+	virtual_router_id 51   # a comment
+    virtual_ipaddress {
+        198.51.100.1/24 dev lo
+    }
+    notify_master "/bin/true x" root
+}
+virtual_server ${IP} 80 {
+    lb_algo rr
+    ~SEQ(n, 1, 3) $RS
+    real_server 203.0.113.1 80{
+        weight 1
+    }
+}
+"""
+
+
+def _lines(tmp_path, text: str):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return read_config(str(path), config_id="test")[0]
+
+
+def _walk(node):
+    for child in node.children:
+        yield child
+        yield from _walk(child)
+
+
+def test_plain_lines_split_like_the_full_tokenizer(tmp_path):
+    lines = _lines(tmp_path, MIXED)
+    plain = [line for line in lines if line._words is None]
+    assert len(plain) > len(lines) // 2  # the shortcut is taken for most lines, replayed ones too
+    for line in lines:
+        full = lexer._split_words(line.text)
+        assert [(w.offset, w.text) for w in line.words] == [(start, text) for start, _, text in full]
+        for word, (start, end, _) in zip(line.words, full):
+            assert word.span == lexer._span_at(line._source, line._lineno, line._cols, start, end)
+        assert line.span == line.words[0].span
+
+
+def test_node_texts_are_the_words_texts(tmp_path):
+    root, _ = parse(_lines(tmp_path, MIXED))
+    nodes = list(_walk(root))
+    assert {n.keyword for n in nodes} >= {"router_id", "script", "notify_master", "real_server", "weight"}
+    for node in nodes:
+        assert node.texts == tuple(w.text for w in node.words)
+        assert node.span == node.words[0].span
+        assert node.args == node.words[1:]
+        if node.children:
+            assert node.end is not None and node.end.line >= node.span.line
+    (router_id,) = [n for n in nodes if n.keyword == "router_id"]
+    assert router_id.texts == ("router_id", "r 1")  # quotes removed, extra words dropped
+    (script,) = [n for n in nodes if n.keyword == "script"]
+    assert script.texts == ("script", "/bin/check 'arg two'", "root")
+
+
+def test_replayed_lines_stand_at_the_reference(tmp_path):
+    lines = _lines(tmp_path, "$X=\\\nweight 1 \\\nretry 2\nvirtual_server 198.51.100.1 80 {\n    a $X\n}\n")
+    assert [(line.text, [(w.span.line, w.span.col, w.span.end_col) for w in line.words]) for line in lines] == [
+        ("virtual_server 198.51.100.1 80", [(4, 1, 15), (4, 16, 28), (4, 29, 31)]),
+        ("{", [(4, 32, 33)]),
+        ("a weight 1", [(5, 5, 6), (5, 7, 8), (5, 7, 8)]),  # the first line joins the text before $X
+        ("retry 2", [(5, 7, 8), (5, 7, 8)]),
+        ("}", [(6, 1, 2)]),
+    ]
+
+
+def test_every_sequence_iteration_has_the_same_columns(tmp_path):
+    # The body's columns are a list here ($S's value); substituting ${i} must not change
+    # the list the next iteration starts from (it did: later words lost their columns).
+    lines = _lines(tmp_path, "$S=~SEQ(i,1,3) k${i}xxxxx ${i}\n  $S\n")
+    assert [(line.text, [(w.span.col, w.span.end_col) for w in line.words]) for line in lines] == [
+        (f"k{i}xxxxx {i}", [(3, 4), (3, 4)]) for i in (1, 2, 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("k $A", ["k x"]),
+        ("k ${A}y", ["k xy"]),
+        ("k $A, $A)", ["k x, x)"]),
+        ("k $Ay", ["k $Ay"]),
+        ("k ${A 1}", ["k $", "{", "A 1", "}"]),  # only _RANDOM takes parameters
+        ("k ${_RANDOM 7 7}", ["k 7"]),
+        ("k ${_RANDOM 7 7 }", ["k $", "{", "_RANDOM 7 7", "}"]),  # a blank after the last number
+        ("k ${_RANDOM  }z", ["k 0z"]),
+        ("k ${1A}", ["k $", "{", "1A", "}"]),
+    ],
+)
+def test_reference_syntax(tmp_path, line, expected, monkeypatch):
+    import random
+
+    monkeypatch.setattr(random, "randint", lambda low, high: low)
+    assert [x.text for x in _lines(tmp_path, f"$A=x\n{line}\n")] == expected
+
+
+def test_model_repr_eq_and_hash_are_dataclass_like():
+    span = None
+    a = m.Track(name="eth0", weight=2, span=span)
+    b = m.Track(name="eth0", weight=2, span=span)
+    assert repr(a) == "Track(name='eth0', weight=2, reverse=False, span=None)"
+    assert a == b and hash(a) == hash(b) == hash(("eth0", 2, False, None))
+    assert a != m.Track(name="eth1", weight=2, span=span)
+    assert a.__eq__(("eth0", 2, False, None)) is NotImplemented
+    tcp = m.TcpCheck(span=span)
+    assert tcp != m.PingCheck(span=span)  # same fields, other class
+    assert repr(tcp).startswith("TcpCheck(retry=1, delay_before_retry_us=1000000,")
+
+
+def test_local_host_asks_the_system_once(monkeypatch):
+    asked = []
+    real = build_mod.pwd.getpwnam
+
+    def getpwnam(name):
+        asked.append(name)
+        return real("root")
+
+    monkeypatch.setattr(build_mod.pwd, "getpwnam", getpwnam)
+    host = build_mod.LocalHost()
+    assert host.user_problem("someone", None) is None
+    assert host.user_problem("someone", None) is None
+    assert asked == ["someone"]
+    assert build_mod.LocalHost().user_problem("someone", None) is None  # a new host asks again
+    assert asked == ["someone", "someone"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_load_leaves_the_collector_as_it_was(tmp_path, enabled):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert load(str(path), config_id="test", host_checks=False).config is not None
+        assert gc.isenabled() is enabled
+        cli.main(["--check-config", "--no-host-checks", "-f", str(path)])
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
