@@ -1,3 +1,3 @@
-from pyvrrpd.cli import main
+from pyvrrpd.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())
