@@ -521,7 +521,7 @@ def _col(cols: _Cols, i: int) -> int:
 
 
 def _decomment(s: str, cols: _Cols) -> tuple[str, _Cols, bool]:
-    """keepalived's decomment(): strip blanks and comments, unescape \\# and \\!.
+    """keepalived 2.2.7's decomment(): strip blanks and comments (``\\#`` starts one too).
 
     Returns the text, its columns, and whether a double quote was left open.
     A trailing backslash is kept (it continues ``$NAME=`` definitions).
@@ -555,8 +555,12 @@ def _decomment(s: str, cols: _Cols) -> tuple[str, _Cols, bool]:
             if i + 1 >= len(s):
                 cont = i
                 break
-            if not quote and s[i + 1] in "#!":
-                removed.append(i)
+            if not quote and s[i + 1] in "#!" and skip < 0:
+                # keepalived 2.2.7 has no \# / \! escape (newer versions do): the comment
+                # starts at the backslash (verified: `vrrp_instance A\#B {` names `A` and loses
+                # the brace; corpus one_hash.conf).
+                skip = i
+                break
             pos = i + 2
         else:
             if not quote and skip < 0:

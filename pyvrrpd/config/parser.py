@@ -351,17 +351,20 @@ class _Parser:
         top.special = False
         if first == "{":
             return None
-        self._missing_open(top)
+        self._missing_open(top, line.span)
         return top
 
-    def _missing_open(self, frame: _Frame) -> None:
+    def _missing_open(self, frame: _Frame, where: Span | None = None) -> None:
+        """``where``: the line that should have been the '{' (keepalived reports it there)."""
         kw = frame.kw
         if kw.kind is _VALUE_BLOCK:
             then = f"keepalived reads the lines that follow as entries of `{kw.name}`, up to the next '}}'"
         else:
             then = f"keepalived reads the lines that follow as the contents of `{kw.name}` anyway"
+        opened = frame.line.span
+        notes = (then,) if where is None else (f"`{kw.name}` starts at {opened}", then)
         self.diags.append(
-            warning(frame.line.span, f"Missing '{{' at beginning of configuration block `{kw.name}`", then)
+            warning(where or opened, f"Missing '{{' at beginning of configuration block `{kw.name}`", *notes)
         )
 
     def _stray_open(self, frame: _Frame, span: Span, last: str | None) -> None:
@@ -393,7 +396,8 @@ class _Parser:
             if frame.strays:
                 opened = frame.strays.pop()
                 self.diags.append(
-                    note(line.span, f"this '}}' ends the ignored block at {opened} (keepalived: Unknown keyword '}}')")
+                    warning(line.span, "Unknown keyword '}'",
+                            f"this '}}' ends the ignored block opened at {opened}; keepalived reports it the same way")
                 )
             else:
                 notes = ()

@@ -50,4 +50,6 @@ def test_keepalived_accepted_configs_have_no_errors(summary):
 
 
 def test_every_keepalived_line_is_flagged(summary):
-    assert summary["line_agreement"] >= 0.95, corpus.report(summary)
+    # 99.2 % today; the rest are lines inside a block that lacks its "{", which keepalived's other
+    # passes (the ones for which that block is inactive) read as unknown top-level keywords.
+    assert summary["line_agreement"] >= 0.99, corpus.report(summary)

@@ -108,7 +108,8 @@ def test_missing_open_brace_keeps_reading_the_block_like_keepalived():
     (d,) = [d for d in diags if d.message.startswith("Missing '{'")]
     assert d.severity is Severity.WARNING
     assert d.message == "Missing '{' at beginning of configuration block `vrrp_instance`"
-    assert where(d) == (1, 1)
+    assert where(d) == (2, 5)  # where the "{" should be, as keepalived reports it
+    assert "starts at" in d.notes[0] and ":1:1" in d.notes[0]
     (vi,) = root.children
     assert [c.keyword for c in vi.children] == ["priority"]
     assert vi.end.line == 3
@@ -142,7 +143,8 @@ def test_unknown_block_at_top_level_is_ignored_with_its_brace():
     assert [c.keyword for c in root.children] == ["global_defs"]
     assert msgs(diags, Severity.ERROR) == []
     assert "Unknown keyword 'vrrp_defs'" in msgs(diags)
-    assert any("ends the ignored block" in m for m in msgs(diags, Severity.NOTE))
+    (brace,) = [d for d in diags if d.message == "Unknown keyword '}'"]
+    assert brace.severity is Severity.WARNING and "ends the ignored block" in brace.notes[0]
 
 
 def test_extra_close_brace():
