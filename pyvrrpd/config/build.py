@@ -233,12 +233,20 @@ class _Report:
     def warn(self, span: Span | None, message: str, *notes: str) -> None:
         self.items.append(Diagnostic(Severity.WARNING, span, message, notes))
 
+    def note(self, span: Span | None, message: str, *notes: str) -> None:
+        self.items.append(Diagnostic(Severity.NOTE, span, message, notes))
+
     def host(self, span: Span | None, message: str) -> None:
         """A warning whose truth depends on the machine running the check."""
         self.items.append(Diagnostic(Severity.WARNING, span, f"{message} (host check)", ()))
 
 
 # --------------------------------------------------------------------------- value readers
+
+_NEWER_KEYWORD = (
+    "`{}` is a keyword of keepalived versions after 2.2.7: pyvrrpd acts on it, "
+    "keepalived 2.2.7 reading this file would report it unknown"
+)
 
 
 def fmt_seconds(us: int) -> str:
@@ -1128,6 +1136,10 @@ class _Builder:
                 v = timer_arg(r, c, 1, UINT32_MAX, kw, "ignoring it")
                 if v is not None:
                     g[kw + "_us"] = v
+            elif kw in ("log_unknown_vrids", "v3_checksum_as_v2"):
+                g[kw] = True
+                if kw == "v3_checksum_as_v2":
+                    r.note(c.span, _NEWER_KEYWORD.format(kw))
             elif kw == "vrrp_min_garp":
                 if read_bool(r, c, kw):
                     g["vrrp_min_garp"] = True
@@ -1697,6 +1709,13 @@ class _Builder:
             kw["check_unicast_src"] = True
         elif k == "old_unicast_checksum":
             d.unicast_configured = True
+            arg = c.words[1].text if len(c.words) > 1 else None
+            kw["old_unicast_checksum"] = arg != "never"
+        elif k == "v3_checksum_as_v2":
+            r.note(c.span, _NEWER_KEYWORD.format(k))
+            v = read_bool(r, c, k) if len(c.words) > 1 else True
+            if v is not None:
+                kw["v3_checksum_as_v2"] = v
         elif k == "track_src_ip":
             kw["track_src_ip"] = True
         elif k == "nopreempt":

@@ -235,6 +235,7 @@ _GLOBAL_DEFS: dict[str, _Spec] = {
     "vrrp_rx_bufs_multiplier": ONE,
     "vrrp_startup_delay": ONE,
     "log_unknown_vrids": FLAG,
+    "v3_checksum_as_v2": FLAG,  # newer than 2.2.7: see EXTENSIONS
     "vmac_prefix": ONE,
     "vmac_addr_prefix": ONE,
     "umask": ANY,  # a number or flags joined by "|": `umask IWGRP | IWOTH`
@@ -297,7 +298,7 @@ _GARP_GROUP = {"garp_interval": ONE, "gna_interval": ONE, "interface": ONE, "int
 _TRACK_GROUP = {"group": VALUES}
 
 _VRRP_INSTANCE = {
-    "use_vmac": OPT,
+    "use_vmac": _s(0, 2),  # [NAME] [MAC]
     "use_vmac_addr": FLAG,
     "vmac_xmit_base": FLAG,
     "use_ipvlan": LOOSE,
@@ -305,6 +306,7 @@ _VRRP_INSTANCE = {
     "unicast_fault_no_peer": FLAG,
     "check_unicast_src": FLAG,
     "old_unicast_checksum": OPT,
+    "v3_checksum_as_v2": OPT,  # newer than 2.2.7: see EXTENSIONS
     "native_ipv6": _dep(FLAG, "the address family of the virtual addresses decides"),
     "state": ONE,
     "interface": ONE,
@@ -550,6 +552,11 @@ _TOP: dict[str, _Spec] = {
 
 # --------------------------------------------------------------------------- side tables
 
+#: Keywords of newer keepalived versions that pyvrrpd implements: known to the parser (the
+#: builder notes that keepalived 2.2.7 would report them unknown). ``v3_checksum_as_v2`` sends the
+#: RFC 9568 IPv4 VRRPv3 checksum (no pseudo-header), for Cisco/Juniper-style peers.
+EXTENSIONS: frozenset[str] = frozenset({"global_defs/v3_checksum_as_v2", "vrrp_instance/v3_checksum_as_v2"})
+
 #: Keywords that keepalived versions after 2.2.7 know (facts §2.3); 2.2.7 reports them as unknown.
 HEAD_ONLY: frozenset[str] = frozenset(
     """
@@ -660,6 +667,7 @@ SUPPORTED: frozenset[str] = frozenset(
     vrrp_instance/authentication vrrp_instance/authentication/auth_type
     vrrp_instance/authentication/auth_pass
     vrrp_instance/dont_track_primary vrrp_instance/debug vrrp_instance/old_unicast_checksum
+    global_defs/log_unknown_vrids global_defs/v3_checksum_as_v2 vrrp_instance/v3_checksum_as_v2
     """.split()
 )
 
@@ -741,14 +749,16 @@ def doc_rows() -> list[DocRow]:
     """The keyword table for the docs: every known keyword, then those 2.2.7 does not know."""
     rows = []
     for k in walk():
-        if k.deprecated:
+        if k.key in EXTENSIONS:
+            note = "newer keepalived keyword (2.2.7 does not know it); pyvrrpd supports it"
+        elif k.deprecated:
             note = f"deprecated: {k.deprecated}"
         elif k.canonical != k.name:
             note = f"synonym of `{k.canonical}`"
         else:
             note = ""
         rows.append(DocRow(k.display, k.kind.value, k.supported, note))
-    for key in sorted(HEAD_ONLY):
+    for key in sorted(HEAD_ONLY - EXTENSIONS):
         rows.append(DocRow(key.replace("/", " > "), "", False, "newer keepalived only; 2.2.7 does not know it"))
     for key, why in NOT_IN_DEBIAN_BUILD.items():
         rows.append(DocRow(key.replace("/", " > "), "", False, why))

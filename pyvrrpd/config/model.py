@@ -229,6 +229,8 @@ class GlobalDefs(_Value):
     vrrp_check_unicast_src: bool = False
     vrrp_skip_check_adv_addr: bool = False
     vrrp_startup_delay_us: int = 0
+    log_unknown_vrids: bool = False
+    v3_checksum_as_v2: bool = False  # RFC 9568 IPv4 VRRPv3 checksum (newer keepalived keyword)
     vrrp_notify_priority_changes: bool = False
     dynamic_interfaces: bool = False
     default_interface: str | None = None
@@ -336,6 +338,8 @@ class VrrpInstance(_Value):
     unicast_ttl: int | None = None
     unicast_fault_no_peer: bool = False
     check_unicast_src: bool = False
+    old_unicast_checksum: bool = False  # pre-1.3.6 keepalived's unicast VRRPv3 checksum
+    v3_checksum_as_v2: bool = False  # RFC 9568 IPv4 VRRPv3 checksum (newer keepalived keyword)
     track_src_ip: bool = False
     nopreempt: bool = False
     preempt_delay_us: int = 0

@@ -192,11 +192,8 @@ def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,
 
 
 def _knob(inst: model.VrrpInstance, gd: model.GlobalDefs, name: str) -> bool:
-    """A checksum compatibility switch, per instance or global.
-
-    The config model does not carry these yet (old_unicast_checksum is parsed and dropped;
-    v3_checksum_as_v2 is keepalived > 2.2.7); they take effect here once it does.
-    """
+    """A checksum compatibility switch, per instance or global (old_unicast_checksum exists only per
+    instance; v3_checksum_as_v2 is a newer keepalived keyword pyvrrpd supports)."""
     return bool(getattr(inst, name, False) or getattr(gd, name, False))
 
 

@@ -998,3 +998,33 @@ def test_build_never_raises_on_odd_values(load):
     )
     b = load(odd + lvs(vs="quorum -1\npersistence_granularity x", rs="weight 99999\nHTTP_GET {\n    url {\n    }\n}"))
     assert isinstance(b.config, m.Config)
+
+
+def test_checksum_knobs_and_log_unknown_vrids(load):
+    b = load("""
+        global_defs {
+            log_unknown_vrids
+        }
+        vrrp_instance VI_1 {
+            interface lan0
+            virtual_router_id 51
+            version 3
+            v3_checksum_as_v2
+            unicast_src_ip 198.51.100.11
+            unicast_peer {
+                198.51.100.12
+            }
+            old_unicast_checksum
+            use_vmac vrrp51 00:00:5e:00:01:99
+            virtual_ipaddress {
+                198.51.100.100
+            }
+        }
+    """)
+    assert b.config.global_defs.log_unknown_vrids
+    inst = b.instance
+    assert inst.v3_checksum_as_v2 and inst.old_unicast_checksum
+    assert (inst.vmac_name, inst.vmac_mac) == ("vrrp51", "00:00:5e:00:01:99")
+    notes = [d for d in b.diags if d.severity is Severity.NOTE and "after 2.2.7" in d.message]
+    assert [d.span.line for d in notes] == [8]
+    assert b.errors == []
