@@ -75,19 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_config(args: argparse.Namespace) -> int:
+def check_config(args: argparse.Namespace, keep: list | None = None) -> int:
+    """``keep``: a list that gets the loaded config and what load() made on the way,
+    instead of their being freed on return (see :func:`pyvrrpd.config.load.load`)."""
     # A check makes many objects and no garbage cycles: the cyclic collector (during the
     # imports too) would only rescan them.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check_config(args)
+        return _check_config(args, keep)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _check_config(args: argparse.Namespace, keep: list | None) -> int:
     from pyvrrpd.config.diagnostics import render_all, to_json
     from pyvrrpd.config.load import load
 
@@ -96,7 +98,10 @@ def _check_config(args: argparse.Namespace) -> int:
         config_id=args.config_id,
         host_checks=not args.no_host_checks,
         strict=args.strict,
+        keep=keep,
     )
+    if keep is not None:
+        keep.append(loaded)
     if args.json:
         sys.stdout.write(to_json(loaded.diagnostics) + "\n")
         return EXIT_OK if loaded.ok else EXIT_CONFIG_ERROR
@@ -118,12 +123,14 @@ def _check_config(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, *, fast_exit: bool = False) -> int:
     """Run the command line. ``fast_exit`` (the console entry points) ends a config check with
     ``os._exit`` once the output is flushed: a check holds no resources, and tearing down the
-    interpreter would only free a large config object by object (10-15 ms on a big config)."""
+    interpreter would only free a large config object by object (10-15 ms on a big config);
+    so would the returns from load() and check_config(), unless what they made is kept here."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.check or args.json or args.dump:
-            code = check_config(args)
+            kept: list | None = [] if fast_exit else None
+            code = check_config(args, kept)
             if fast_exit:
                 sys.stdout.flush()
                 sys.stderr.flush()

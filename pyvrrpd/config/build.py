@@ -309,20 +309,32 @@ def read_timer(r: _Report, word: Word, lo_us: int, hi_us: int | None, what: str,
     return us
 
 
+def int_in(text: str, lo: int, hi: int) -> int | None:
+    """``text`` as an integer in [lo, hi], else None: :func:`int_arg`'s check without its
+    message, for hot callers that format the message only when this fails."""
+    value = parse_int(text)
+    return value if value is not None and lo <= value <= hi else None
+
+
+def timer_in(text: str, lo_us: int, hi_us: int | None) -> int | None:
+    """``text`` as seconds in [lo_us, hi_us] microseconds with at most 6 decimal places,
+    else None: :func:`timer_arg`'s check without its message (see :func:`int_in`)."""
+    parsed = parse_decimal_us(text)
+    if parsed is not None and not parsed[1] and lo_us <= parsed[0] and (hi_us is None or parsed[0] <= hi_us):
+        return parsed[0]
+    return None
+
+
 def int_arg(r: _Report, node: Node, lo: int, hi: int, what: str, fallback: str) -> int | None:
     """:func:`read_int` of a statement's first argument."""
-    value = parse_int(node.texts[1])
-    if value is not None and lo <= value <= hi:
-        return value
-    return read_int(r, node.words[1], lo, hi, what, fallback)
+    value = int_in(node.texts[1], lo, hi)
+    return value if value is not None else read_int(r, node.words[1], lo, hi, what, fallback)
 
 
 def timer_arg(r: _Report, node: Node, lo_us: int, hi_us: int | None, what: str, fallback: str) -> int | None:
     """:func:`read_timer` of a statement's first argument."""
-    parsed = parse_decimal_us(node.texts[1])
-    if parsed is not None and not parsed[1] and lo_us <= parsed[0] and (hi_us is None or parsed[0] <= hi_us):
-        return parsed[0]
-    return read_timer(r, node.words[1], lo_us, hi_us, what, fallback)
+    value = timer_in(node.texts[1], lo_us, hi_us)
+    return value if value is not None else read_timer(r, node.words[1], lo_us, hi_us, what, fallback)
 
 
 _TRUE = ("true", "on", "yes")
@@ -765,10 +777,18 @@ def build_rule(
 # --------------------------------------------------------------------------- the builder
 
 
-def build(root: Node, *, host: Host | None = None) -> tuple[m.Config, list[Diagnostic]]:
-    """Build the model from the parser's tree. Never raises for bad input."""
+def build(
+    root: Node, *, host: Host | None = None, keep: list | None = None
+) -> tuple[m.Config, list[Diagnostic]]:
+    """Build the model from the parser's tree. Never raises for bad input.
+
+    ``keep``: a list that gets the builder's drafts instead of their being freed (see
+    :func:`pyvrrpd.config.load.load`).
+    """
     b = _Builder(host)
     config = b.run(root)
+    if keep is not None:
+        keep.append(b)
     return config, b.r.items
 
 
@@ -830,6 +850,9 @@ class _Builder:
         self.vss: list[m.VirtualServer] = []
         self.ssl: m.SslConfig | None = None
         self.next_rule_pref = {4: RULE_START_PRIORITY, 6: RULE_START_PRIORITY}
+        # checker statements repeat ("connect_timeout 3"): texts -> (field, value) of each
+        # one read without a message, so the next of its kind is a dict lookup
+        self.common_read: dict[tuple[str, ...], tuple[str, object]] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -2421,13 +2444,11 @@ class _Builder:
             return
         addr = parse_ip(t[1])
         port = parse_port(t[2]) if len(t) > 2 else 0
-        shown = " ".join(t[1:3])
         if addr is None or port is None:
-            r.error(c.span, f"{d.label}: real_server '{shown}' is not a valid address [port]; "
+            r.error(c.span, f"{d.label}: real_server '{' '.join(t[1:3])}' is not a valid address [port]; "
                             "this real_server is ignored")
             return
-        owner = f"{d.label}: real_server {shown}"
-        rs = _RsDraft({"address": addr, "port": port or None, "span": c.span}, owner)
+        rs = _RsDraft({"address": addr, "port": port or None, "span": c.span}, d.label, t)
         rs_keyword, checker = self._rs_keyword, self._checker
         for cc in c.children:
             if cc.keyword in _CHECKERS:
@@ -2443,7 +2464,7 @@ class _Builder:
                 d.family = version
             vs_family = d.version if "address" in vkw else d.family
             if vs_family is not None and vs_family != version:
-                r.error(c.end or c.span, f"{owner} is not the same IP version as the virtual server; "
+                r.error(c.end or c.span, f"{rs.owner} is not the same IP version as the virtual server; "
                                          "this real_server is ignored")
                 return
         d.real_servers.append(rs)
@@ -2451,35 +2472,37 @@ class _Builder:
     def _rs_keyword(self, rs: "_RsDraft", c: Node) -> None:
         """A real_server keyword other than a checker."""
         k = c.keyword
-        r, kw, a, owner = self.r, rs.kw, _arg(c), rs.owner
+        r, kw, a = self.r, rs.kw, _arg(c)
         if k == "weight" and a is not None:
-            v = int_arg(r, c, 0, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
+            v = int_in(a, 0, IPVS_WEIGHT_LIMIT)
+            if v is None:
+                v = read_int(r, c.words[1], 0, IPVS_WEIGHT_LIMIT, f"{rs.owner}: weight", "ignoring it")
             if v is not None:
                 kw["weight"] = v
         elif k == "lvs_method" and a is not None:
-            kind = self._lb_kind(c, owner)
+            kind = self._lb_kind(c, rs.owner)
             if kind is not None:
                 kw["lb_kind"] = kind
         elif k in ("uthreshold", "lthreshold") and a is not None:
-            v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: {k}", "ignoring it")
+            v = int_arg(r, c, 0, UINT32_MAX, f"{rs.owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k] = v
         elif k in ("inhibit_on_failure", "alpha", "smtp_alert"):
-            v = read_bool(r, c, f"{owner}: {k}")
+            v = read_bool(r, c, f"{rs.owner}: {k}")
             if v is not None:
                 kw[k] = v
         elif k in ("notify_up", "notify_down"):
             if k in kw:
-                r.warn(c.span, f"{owner}: {k} is already given; ignored")
+                r.warn(c.span, f"{rs.owner}: {k} is already given; ignored")
             elif a is not None:
-                kw[k] = self._notify_script(c, "checker", f"{owner}: {k}")
+                kw[k] = self._notify_script(c, "checker", f"{rs.owner}: {k}")
         elif k == "retry" and a is not None:
-            v = int_arg(r, c, 1, UINT32_MAX, f"{owner}: retry", "ignoring it")
+            v = int_arg(r, c, 1, UINT32_MAX, f"{rs.owner}: retry", "ignoring it")
             if v is not None:
                 kw["retry"] = v
         elif k in ("delay_before_retry", "warmup", "connect_timeout", "delay_loop") and a is not None:
             lo = 1 if k in ("delay_loop", "connect_timeout") else 0
-            v = timer_arg(r, c, lo, None, f"{owner}: {k}", "ignoring it")
+            v = timer_arg(r, c, lo, None, f"{rs.owner}: {k}", "ignoring it")
             if v is not None:
                 kw[k + "_us"] = v
         elif k == "virtualhost" and a is not None:
@@ -2487,8 +2510,7 @@ class _Builder:
 
     def _checker(self, rs: "_RsDraft", c: Node) -> None:
         cls = _CHECKERS[c.keyword]
-        owner = f"{rs.owner}: {c.keyword}"
-        ck = _CheckerDraft(cls, {"span": c.span}, owner)
+        ck = _CheckerDraft(cls, {"span": c.span}, rs, c.keyword)
         if cls is m.FileCheck or cls is m.BfdCheck:
             self._simple_checker(rs, ck, c)
             return
@@ -2504,7 +2526,7 @@ class _Builder:
                 if cc.keyword == "helo_name" and _arg(cc) is not None:
                     ck.kw["helo_name"] = cc.texts[1]
                 elif cc.keyword == "host":
-                    host_ck = _CheckerDraft(cls, {"span": cc.span}, owner)
+                    host_ck = _CheckerDraft(cls, {"span": cc.span}, rs, c.keyword)
                     for hc in cc.children:
                         self._checker_common(host_ck, hc)
                     ck.extra.append(host_ck)
@@ -2515,7 +2537,7 @@ class _Builder:
         if cls is m.MiscCheck and not self._misc_end(ck, c):
             return
         if cls in _HTTP_CHECKS and not ck.kw.get("urls"):
-            self.r.warn(c.end or c.span, f"{owner} has no url; this checker is ignored")
+            self.r.warn(c.end or c.span, f"{ck.owner} has no url; this checker is ignored")
             return
         if cls is m.SmtpCheck and ck.extra:
             for extra in ck.extra:
@@ -2530,16 +2552,26 @@ class _Builder:
         spec = _COMMON.get(k)
         if spec is None or (ck.cls is m.MiscCheck and k in _CONNECT_ONLY):
             return False
+        t = c.texts
+        read = self.common_read.get(t)
+        if read is not None:
+            ck.kw[read[0]] = read[1]
+            return True
         how, field, lo, hi = spec
-        t, r = c.texts, self.r
+        r = self.r
+        reported = len(r.items)
         if how is _BOOL:
             v = read_bool(r, c, f"{ck.owner}: {k}")
         elif len(t) < 2:
             return False
         elif how is _TIMER:
-            v = timer_arg(r, c, lo, hi, f"{ck.owner}: {k}", "ignoring it")
+            v = timer_in(t[1], lo, hi)
+            if v is None:
+                v = read_timer(r, c.words[1], lo, hi, f"{ck.owner}: {k}", "ignoring it")
         elif how is _INT:
-            v = int_arg(r, c, lo, hi, f"{ck.owner}: {k}", "ignoring it")
+            v = int_in(t[1], lo, hi)
+            if v is None:
+                v = read_int(r, c.words[1], lo, hi, f"{ck.owner}: {k}", "ignoring it")
         elif how is _PORT:
             v = parse_port(t[1]) or None
             if v is None:
@@ -2553,6 +2585,8 @@ class _Builder:
             self._host_interface(c.words[1], f"{ck.owner}: bind_if {v}")
         if v is not None:
             ck.kw[field] = v
+            if len(r.items) == reported:
+                self.common_read[t] = (field, v)
         return True
 
     def _simple_checker(self, rs: "_RsDraft", ck: "_CheckerDraft", c: Node) -> None:
@@ -2932,25 +2966,42 @@ class _SyncDraft:
 
 
 class _CheckerDraft:
-    __slots__ = ("cls", "kw", "owner", "argv", "user", "removed", "extra")
+    __slots__ = ("cls", "kw", "vs_label", "rs_texts", "keyword", "argv", "user", "removed", "extra")
 
-    def __init__(self, cls: type, kw: dict, owner: str) -> None:
+    def __init__(self, cls: type, kw: dict, rs: "_RsDraft", keyword: str) -> None:
         self.cls = cls
         self.kw = kw
-        self.owner = owner
+        self.vs_label = rs.vs_label  # (not rs itself: rs.checkers holds this draft)
+        self.rs_texts = rs.texts
+        self.keyword = keyword
         self.argv: list[str] | None = None
         self.user: tuple[str, str | None] | None = None
         self.removed = False
         self.extra: list[_CheckerDraft] = []
 
+    @property
+    def owner(self) -> str:
+        """The checker in messages (made only for a message: most checkers get none)."""
+        return f"{_rs_owner(self.vs_label, self.rs_texts)}: {self.keyword}"
+
 
 class _RsDraft:
-    __slots__ = ("kw", "owner", "checkers")
+    __slots__ = ("kw", "vs_label", "texts", "checkers")
 
-    def __init__(self, kw: dict, owner: str) -> None:
+    def __init__(self, kw: dict, vs_label: str, texts: tuple[str, ...]) -> None:
         self.kw = kw
-        self.owner = owner
+        self.vs_label = vs_label
+        self.texts = texts  # the real_server statement's
         self.checkers: list[_CheckerDraft] = []
+
+    @property
+    def owner(self) -> str:
+        """The real server in messages (made only for a message)."""
+        return _rs_owner(self.vs_label, self.texts)
+
+
+def _rs_owner(vs_label: str, texts: tuple[str, ...]) -> str:
+    return f"{vs_label}: real_server {' '.join(texts[1:3])}"
 
 
 class _VsDraft:

@@ -38,7 +38,15 @@ def load(
     host_checks: bool = True,
     strict: bool = False,
     include_check: str | None = None,
+    keep: list | None = None,
 ) -> Loaded:
+    """Read, parse and build ``path``. Never raises for bad input.
+
+    ``keep``: a list that gets the objects made on the way (the parser's tree, the
+    builder's drafts) instead of their being freed on return. A process that exits
+    right after (``--check-config``) passes one it never frees: freeing the ~200,000
+    objects of a 100,000-line config one by one takes 10-15 ms.
+    """
     from pyvrrpd.config.build import LocalHost, build
     from pyvrrpd.config.lexer import read_config
     from pyvrrpd.config.parser import parse
@@ -51,8 +59,10 @@ def load(
         lines, diags = read_config(path, config_id=config_id, include_check=include_check)
         root, parse_diags = parse(lines)
         diags.extend(parse_diags)
-        config, build_diags = build(root, host=LocalHost() if host_checks else None)
+        config, build_diags = build(root, host=LocalHost() if host_checks else None, keep=keep)
         diags.extend(build_diags)
+        if keep is not None:
+            keep.append(root)
     finally:
         if gc_was_enabled:
             # Everything made here is young for the collector, and the first collection

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from operator import attrgetter
 
@@ -52,14 +52,30 @@ class LbKind(enum.Enum):
 
 
 class _Value:
-    """Base of the model classes: dataclass's ``repr``, ``==`` and ``hash``, written once.
+    """Base of the model classes: the methods ``dataclass()`` would write, written once.
 
-    ``dataclass()`` compiles these three methods for each class at import (8 ms for the
-    classes here, paid by every ``--check-config``); these give the same results from
-    the fields' values, read by attrgetters made once per class.
+    ``dataclass()`` compiles ``__init__``, ``__repr__``, ``__eq__``, ``__hash__`` and a
+    frozen class's ``__setattr__``/``__delattr__`` for every class at import (20 ms for
+    the classes here, paid by every ``--check-config``). These give the same results:
+    immutability (assignment raises FrozenInstanceError), and repr, ``==`` and hash from
+    the fields' values. ``__init__`` is compiled per class, on its first use (see
+    :func:`_first_init`).
     """
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __getstate__(self) -> list:  # copy and pickle, as for a frozen slotted dataclass
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __setstate__(self, state: list) -> None:
+        for f, value in zip(fields(self), state):
+            object.__setattr__(self, f.name, value)
 
     def __repr__(self) -> str:
         shape = _shape(type(self))
@@ -104,7 +120,53 @@ def _shape(cls: type) -> _Shape:
     return shape
 
 
-_frozen = dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)  # _Value has those
+def _first_init(self: _Value, **values: object) -> None:
+    """Every model class's ``__init__`` until the class is first used: it compiles the
+    class's own and puts it in place. (A config uses a few of the classes here.)"""
+    cls = type(self)
+    cls.__init__ = init = _compile_init(cls)
+    init(self, **values)
+
+
+_FACTORY = object()  # the default of a field with a default_factory
+
+
+def _compile_init(cls: type) -> Callable[..., None]:
+    """The keyword-only ``__init__`` dataclass() writes, except that it stores each value
+    with its slot's setter (which goes past ``__setattr__``, in half the time of
+    ``object.__setattr__``): a large config makes tens of thousands of model objects."""
+    env: dict[str, object] = {"_FACTORY": _FACTORY}
+    params, body = [], []
+    for i, f in enumerate(fields(cls)):
+        env[f"_set{i}"] = getattr(cls, f.name).__set__
+        if f.default is not MISSING:
+            env[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+        elif f.default_factory is not MISSING:
+            env[f"_factory{i}"] = f.default_factory
+            params.append(f"{f.name}=_FACTORY")
+            body.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _factory{i}()")
+        else:
+            params.append(f.name)
+        body.append(f"    _set{i}(self, {f.name})")
+    exec(f"def __init__(self, *, {', '.join(params)}) -> None:\n" + "\n".join(body), env)
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+_dataclass = dataclass(slots=True, kw_only=True, init=False, repr=False, eq=False)
+
+
+def _frozen(cls: type) -> type:
+    """A model class: a slotted dataclass with _Value's methods and a compiled ``__init__``.
+
+    (Not ``frozen=True``: _Value is immutable itself, and dataclass() would compile three
+    methods for the class at import.)
+    """
+    cls = _dataclass(cls)
+    cls.__init__ = _first_init  # every class its own: a compiled __init__ fits one class only
+    return cls
 
 
 # --------------------------------------------------------------------------- shared pieces

@@ -2,14 +2,18 @@
 
 The lexer stores plain lines unsplit and the parser splits them with str.split(); words
 and spans are built on first use; lines replayed from a multi-line definition keep one
-column for all their characters; the model's repr, == and hash come from one base class;
-LocalHost remembers its answers; load() and the CLI leave the garbage collector as they
-found it.
+column for all their characters; the model's repr, == and hash come from one base class
+and each model class compiles its __init__ on first use; the builder reads a repeated
+checker statement once; LocalHost remembers its answers; load() and the CLI leave the
+garbage collector as they found it, and load(keep=...) changes nothing but what is freed.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import gc
+import pickle
 import textwrap
 
 import pytest
@@ -18,6 +22,7 @@ from pyvrrpd import cli
 from pyvrrpd.config import build as build_mod
 from pyvrrpd.config import lexer
 from pyvrrpd.config import model as m
+from pyvrrpd.config.diagnostics import render_all
 from pyvrrpd.config.lexer import read_config
 from pyvrrpd.config.load import load
 from pyvrrpd.config.parser import parse
@@ -147,6 +152,57 @@ def test_model_repr_eq_and_hash_are_dataclass_like():
     tcp = m.TcpCheck(span=span)
     assert tcp != m.PingCheck(span=span)  # same fields, other class
     assert repr(tcp).startswith("TcpCheck(retry=1, delay_before_retry_us=1000000,")
+
+
+def test_model_init_is_dataclass_like():
+    # ConnectChecker first: its compiled __init__ must not serve its subclasses
+    assert m.ConnectChecker(span=None).connect_timeout_us == 5 * m.SECOND
+    http = m.HttpCheck(span=None, urls=(), retry=3)
+    assert (http.urls, http.retry, http.http_protocol, http.connect_port) == ((), 3, "1.0", None)
+    assert type(m.TcpCheck(span=None)) is m.TcpCheck
+    c1, c2 = m.Config(), m.Config()
+    assert c1 == c2 and c1.global_defs is not c2.global_defs  # default_factory: one each
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'span'"):
+        m.Track(name="eth0")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        m.Track(name="eth0", span=None, nope=1)
+    with pytest.raises(TypeError):
+        m.Track("eth0", span=None)  # keyword-only
+    t = m.Track(name="eth0", weight=2, span=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del t.weight
+    assert dataclasses.replace(t, weight=3) == m.Track(name="eth0", weight=3, span=None)
+    assert copy.copy(t) == t and pickle.loads(pickle.dumps(t)) == t
+
+
+def test_repeated_checker_statements_read_alike(tmp_path):
+    rs = "    real_server 203.0.113.{n} 80 {{\n        TCP_CHECK {{\n{body}        }}\n    }}\n"
+    bad = "            connect_timeout 0\n            retry x\n            connect_port 99999\n"
+    good = "            connect_timeout 3\n            retry 2\n            connect_port 81\n            alpha\n"
+    text = "virtual_server 198.51.100.1 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n"
+    text += "".join(rs.format(n=n, body=good if n % 2 else bad) for n in range(1, 5)) + "}\n"
+    path = tmp_path / "keepalived.conf"
+    path.write_text(text)
+    loaded = load(str(path), host_checks=False)
+    checkers = [rs.checkers[0] for rs in loaded.config.virtual_servers[0].real_servers]
+    assert [(c.connect_timeout_us, c.retry, c.connect_port, c.alpha) for c in checkers] == [
+        (3 * m.SECOND, 2, 81, True), (5 * m.SECOND, 1, None, False)
+    ] * 2
+    # three messages for each bad checker (the first's and the second's alike), none for the good ones
+    reported = [(d.span.line, d.message.split(": ", 2)[1]) for d in loaded.diagnostics if "TCP_CHECK" in d.message]
+    assert [line for line, _ in reported] == [15, 16, 17, 30, 31, 32]
+    assert {where for _, where in reported} == {"real_server 203.0.113.2 80", "real_server 203.0.113.4 80"}
+
+
+def test_keep_changes_nothing_but_what_is_freed(tmp_path):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    kept: list = []
+    loaded = load(str(path), config_id="test", host_checks=False, keep=kept)
+    assert kept  # the parser's tree and the builder's drafts
+    other = load(str(path), config_id="test", host_checks=False)
+    assert repr(loaded.config) == repr(other.config) and loaded.config.virtual_servers
+    assert render_all(loaded.diagnostics) == render_all(other.diagnostics) and loaded.diagnostics
 
 
 def test_local_host_asks_the_system_once(monkeypatch):
