@@ -213,6 +213,10 @@ class VirtualRouter:
         self._adver_at: int | None = None  # Adver_Timer (MASTER)
         self._refresh_at: int | None = None  # garp_master_refresh (MASTER)
         self._garp_at: dict[GarpReason, int] = {}  # delayed GARP bursts (MASTER)
+        # The last advert sent, handed out again while nothing in it changed: adapters may cache its
+        # encoding by identity, so a periodic advert is not rebuilt and re-encoded every interval.
+        self._advert: Advertisement | None = None
+        self._advert_config: RouterConfig | None = None
 
     # ---- read-only view ------------------------------------------------------------------
 
@@ -527,9 +531,12 @@ class VirtualRouter:
     def _send_advert(self, reason: AdvertReason, t: int, priority: int | None = None) -> None:
         cfg = self.config
         prio = self._priority if priority is None else priority
-        auth_type = cfg.auth_type if cfg.version == 2 else 0
-        adv = Advertisement(cfg.version, ADVERTISEMENT, cfg.vrid, prio, len(cfg.addresses), auth_type,
-                            self._wire_interval, 0, cfg.addresses, self._auth)
+        adv = self._advert
+        if adv is None or adv.priority != prio or self._advert_config is not cfg:
+            auth_type = cfg.auth_type if cfg.version == 2 else 0
+            adv = Advertisement(cfg.version, ADVERTISEMENT, cfg.vrid, prio, len(cfg.addresses), auth_type,
+                                self._wire_interval, 0, cfg.addresses, self._auth)
+            self._advert, self._advert_config = adv, cfg
         self._emit(SendAdvert(adv, reason))
         self.stats.adverts_tx += 1
         if prio == 0:

@@ -38,7 +38,7 @@ from pyvrrpd.core.actions import (
     StateChanged,
 )
 from pyvrrpd.core.frames import gratuitous_arp, unsolicited_na
-from pyvrrpd.core.packet import encode
+from pyvrrpd.core.packet import Advertisement, encode
 from pyvrrpd.daemon.plan import InstancePlan, IPAddress
 from pyvrrpd.daemon.ratelimit import RateLimit
 from pyvrrpd.net.errors import NetError
@@ -137,6 +137,7 @@ class InstanceEffects:
         self._frames = frames
         self._limit = ratelimit or RateLimit()
         self._bursts: set[anyio.CancelScope] = set()
+        self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
 
     async def apply(self, action: Action) -> None:
         match action:
@@ -180,11 +181,7 @@ class InstanceEffects:
         if sock is None:
             self.stats.adverts_unsent += 1
             return
-        for dst in plan.peers or (plan.group,):
-            # keepalived < 1.3.6 put the multicast group into the unicast v3 pseudo-header.
-            checksum_dst = plan.group if plan.old_unicast_checksum else dst
-            message = encode(action.advert, family=plan.family, src=self.source, dst=checksum_dst,
-                             pseudo_header=plan.pseudo_header)
+        for dst, message in self._encode(action.advert):
             try:
                 await sock.send(message, dst, src=self.source, ttl=plan.ttl)
             except NetError as exc:
@@ -196,6 +193,22 @@ class InstanceEffects:
                     level(f"({plan.name}) cannot send advert: {exc}", count=count)
             else:
                 self.stats.adverts_sent += 1
+
+    def _encode(self, advert: Advertisement) -> tuple[tuple[IPAddress, bytes], ...]:
+        """The advert's bytes per destination. The router hands out the same Advertisement object for
+        every periodic advert while nothing in it changes, so this encodes once, not every interval."""
+        cached = self._encoded
+        if cached is not None and cached[0] is advert and cached[1] is self.source:
+            return cached[2]
+        plan = self.plan
+        messages = []
+        for dst in plan.peers or (plan.group,):
+            # keepalived < 1.3.6 put the multicast group into the unicast v3 pseudo-header.
+            checksum_dst = plan.group if plan.old_unicast_checksum else dst
+            messages.append((dst, encode(advert, family=plan.family, src=self.source, dst=checksum_dst,
+                                         pseudo_header=plan.pseudo_header)))
+        self._encoded = (advert, self.source, tuple(messages))
+        return self._encoded[2]
 
     # -- addresses, routes, rules -------------------------------------------------------------
 

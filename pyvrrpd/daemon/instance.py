@@ -8,11 +8,12 @@ that needs the kernel sits behind :class:`Effects`.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
-from anyio.abc import ObjectReceiveStream
+from anyio.lowlevel import checkpoint
 
 from pyvrrpd.core.actions import Action
 from pyvrrpd.core.packet import Advertisement, IPAddress
@@ -44,6 +45,75 @@ class SetFault:
 InboxItem = Packet | SetPriority | SetFault
 
 
+class Inbox:
+    """One instance's input queue: adverts from the socket reader, SetFault/SetPriority from the supervisor.
+
+    Not an anyio memory stream because of how the driver waits ("the next item or the router's
+    deadline, whichever comes first"). Around ``stream.receive()`` that takes a
+    ``CancelScope(deadline=...)``, and a master's scope times out at every advert: on asyncio a
+    timed-out anyio scope (cancellation delivery, exception unwinding) costs about as much as all the
+    rest of a periodic advert. Here the driver sleeps until its deadline and an arriving item cancels
+    the sleep instead, so a periodic advert involves no cancellation at all.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size  # adverts beyond this many waiting are refused (control items never are)
+        self._items: deque[InboxItem] = deque()
+        self._closed = False
+        self._sleep: anyio.CancelScope | None = None  # the driver's current wait, if it is waiting
+
+    def send_nowait(self, item: InboxItem) -> None:
+        """Queue an advert: anyio.WouldBlock when full, anyio.ClosedResourceError once the instance stopped."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if len(self._items) >= self.size:
+            raise anyio.WouldBlock
+        self._items.append(item)
+        self._wake()
+
+    def put(self, item: InboxItem) -> None:
+        """Queue a control item, which is never refused for lack of room; ClosedResourceError once closed."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        self._items.append(item)
+        self._wake()
+
+    def close(self) -> None:
+        """No more items: the driver stops once it has taken the queued ones."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._sleep is not None:
+            self._sleep.cancel()
+            self._sleep = None
+
+    async def receive(self, deadline: float | None) -> InboxItem | None:
+        """The next item, or None once ``deadline`` has come (never with no deadline).
+
+        A deadline already due goes before queued items, as a timed-out receive did; an item that
+        cut the sleep short goes first even if the deadline has come since. Raises anyio.EndOfStream
+        when closed and empty.
+        """
+        delay = math.inf if deadline is None else deadline - anyio.current_time()
+        if delay <= 0 or self._items or self._closed:
+            await checkpoint()  # nothing to wait for, but let the other tasks (and a cancellation) in
+            if delay <= 0:
+                return None
+        else:
+            with anyio.CancelScope() as scope:
+                self._sleep = scope
+                try:
+                    await anyio.sleep(delay)
+                finally:
+                    self._sleep = None
+            if not scope.cancelled_caught:
+                return None  # slept until the deadline
+        if self._items:
+            return self._items.popleft()
+        raise anyio.EndOfStream  # closed: the only other thing that ends the sleep early
+
+
 class Effects(Protocol):
     """What the driver needs from the outside world for one instance."""
 
@@ -68,7 +138,7 @@ async def flush(router: VirtualRouter, effects: Effects) -> None:
 
 async def run_instance(
     router: VirtualRouter,
-    inbox: ObjectReceiveStream[InboxItem],
+    inbox: Inbox,
     effects: Effects,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -81,16 +151,14 @@ async def run_instance(
         task_status.started()
         while True:
             deadline = router.get_timer()
-            item: InboxItem | None = None
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
-                try:
-                    item = await inbox.receive()
-                except anyio.EndOfStream:
-                    return
+            try:
+                item = await inbox.receive(deadline)
+            except anyio.EndOfStream:
+                return
             if item is not None:
                 fed = max(fed, anyio.current_time())
                 feed(router, item, fed)
-            elif deadline is not None:
+            else:
                 # The timer fired: tell the router it is the deadline, not the (slightly later) wake-up
                 # time, so the next Adver_Timer is deadline + interval and wake-up latency does not
                 # accumulate from advert to advert. After a long stall, catch up with the clock

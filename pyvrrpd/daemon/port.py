@@ -15,10 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ObjectSendStream
 
 from pyvrrpd.core.packet import DecodeError, Reason, decode, decode_ipv4_packet
-from pyvrrpd.daemon.instance import InboxItem, Packet
+from pyvrrpd.daemon.instance import Inbox, Packet
 from pyvrrpd.daemon.plan import IPAddress
 from pyvrrpd.daemon.ratelimit import RateLimit
 from pyvrrpd.net.errors import NetError
@@ -50,7 +49,7 @@ class Member:
     vrid: int
     peers: frozenset[IPAddress]
     peer_ttl: dict[IPAddress, tuple[int, int]]
-    inbox: ObjectSendStream[InboxItem]
+    inbox: Inbox
 
 
 class Port:
@@ -163,7 +162,7 @@ class Port:
             self.stats.inbox_full += 1
             self._rate_limited(("inbox", member.name), f"({member.name}) is not keeping up; advert from "
                                f"{src} dropped", source=str(src))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except anyio.ClosedResourceError:
             pass  # the instance is stopping
         else:
             self.stats.delivered += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import ipaddress
 import os
 import signal
@@ -26,13 +27,12 @@ import sys
 from dataclasses import dataclass
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from pyvrrpd import __version__
 from pyvrrpd.config import model
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.daemon.effects import FrameSenders, InstanceEffects
-from pyvrrpd.daemon.instance import InboxItem, SetFault, run_instance
+from pyvrrpd.daemon.instance import Inbox, SetFault, run_instance
 from pyvrrpd.daemon.plan import InstancePlan, IPAddress, PlanError, pick_source, plan_instances
 from pyvrrpd.daemon.port import Member, Port
 from pyvrrpd.net.errors import NetError
@@ -57,8 +57,7 @@ class Instance:
     router: VirtualRouter
     effects: InstanceEffects
     port: Port
-    inbox: ObjectSendStream[InboxItem]
-    inbox_out: ObjectReceiveStream[InboxItem]
+    inbox: Inbox
     problem: str | None = None  # why it is (or would be) in FAULT; None when it can run
     started: bool = False
     vmac_tx: VrrpSocket | None = None  # adverts from the VMAC (use_vmac without vmac_xmit_base)
@@ -167,6 +166,10 @@ class Daemon:
         if delay:
             self.log.info(f"Delaying startup for {delay / 1e6:g} seconds")
             await anyio.sleep(delay / 1e6)
+        # What exists now (config model, plans, pyroute2, routers) lives as long as the daemon: keep it
+        # out of the cyclic collector's sight, so no full collection rescans it between two adverts.
+        gc.collect()
+        gc.freeze()
         for port in self.ports.values():
             tg.start_soon(port.run, name=f"reader {port.ifname} IPv{port.family}")
         for inst in self.instances:
@@ -176,17 +179,17 @@ class Daemon:
 
     def _build(self) -> None:
         gd = self.config.global_defs
-        log_unknown = bool(getattr(gd, "log_unknown_vrids", False))  # not in the config model yet
+        log_unknown = gd.log_unknown_vrids
         for plan in self.plans:
             key = (plan.interface, plan.family)
             port = self.ports.get(key)
             if port is None:
                 port = self.ports[key] = Port(plan.interface, plan.family, log=self.log,
                                               log_unknown_vrids=log_unknown)
-            inbox, inbox_out = anyio.create_memory_object_stream[InboxItem](INBOX_SIZE)
+            inbox = Inbox(INBOX_SIZE)
             ilog = self.log.bind(instance=plan.name, vrid=plan.vrid, interface=plan.interface, family=plan.family)
             effects = InstanceEffects(plan, netlink=self._netlink, tx=lambda: None, frames=self.frames, log=ilog)
-            inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox, inbox_out)
+            inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox)
             effects.tx = inst.tx
             port.add(Member(plan.name, plan.vrid, frozenset(plan.peers), plan.peer_ttl, inbox),
                      None if plan.peers else plan.group, plan.rcvbuf)
@@ -202,7 +205,7 @@ class Daemon:
             if inst.problem is not None:
                 inst.router.set_fault(True, anyio.current_time())  # → "Entering FAULT STATE (init)"
             inst.started = True
-            await tg.start(run_instance, inst.router, inst.inbox_out, inst.effects)
+            await tg.start(run_instance, inst.router, inst.inbox, inst.effects)
             task_status.started()
 
     async def _signals(self, signals, scope: anyio.CancelScope) -> None:
@@ -404,6 +407,6 @@ class Daemon:
             log.info(f"({name}) {inst.plan.interface} is usable again")
         if (old is None) != (problem is None):
             try:
-                await inst.inbox.send(SetFault(problem is not None, problem or ""))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                inst.inbox.put(SetFault(problem is not None, problem or ""))
+            except anyio.ClosedResourceError:
                 pass  # the instance has stopped

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import anyio
+from anyio.lowlevel import checkpoint
 
 from .constants import IP_MULTICAST_ALL, IP_PKTINFO, IPPROTO_VRRP, IPV6_MULTICAST_ALL, SO_RCVBUFFORCE
 from .errors import NetError
@@ -46,6 +47,8 @@ VRRP_TOS = 0xC0  # DSCP CS6 (network control), IPv4 TOS and IPv6 traffic class
 _RECV_SIZE = 65535  # an IP packet can never be larger, so MSG_TRUNC cannot happen
 _ANC_SIZE = socket.CMSG_SPACE(32) * 2  # in6_pktinfo (20 bytes) + hop limit (4), or in_pktinfo (12)
 _IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+_MAX_UNWAITED = 16  # receive() yields at least once per this many packets
+_MAX_ROUTES = 256  # cached send() destinations per socket; the cache starts over beyond that
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class VrrpSocket:
         # Default source for send(); update it when the interface's primary / link-local address changes.
         self.source = source
         self._closed = False
+        self._unwaited = 0  # packets receive() returned since it last waited or yielded
+        self._routes: dict[tuple, tuple] = {}  # (dst, source, ttl, length) as given to send() → see _route()
 
     def join(self, group: IPAddress | str) -> None:
         """Join a multicast group on this interface only."""
@@ -98,51 +103,85 @@ class VrrpSocket:
 
         `src` overrides `self.source` (e.g. an instance's unicast_src_ip); `ttl` is for `unicast_ttl`.
         """
+        source = self.source if src is None else src
+        key = (dst, source, ttl, len(message))
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
+        target, header, address, ancillary = route
+        try:
+            try:
+                self._transmit(header, message, address, ancillary)
+            except BlockingIOError:
+                # A raw socket's send buffer only fills under extreme load; wait for room once, then give up.
+                await anyio.wait_writable(self._sock)
+                self._transmit(header, message, address, ancillary)
+        except OSError as exc:
+            raise NetError.wrap(exc, "send advert", ifname=self.ifname, target=target) from None
+
+    def _transmit(self, header: bytes, message: bytes, address: tuple, ancillary: tuple) -> None:
+        if self.version == 4:
+            self._sock.sendto(header + message, address)
+        else:
+            self._sock.sendmsg([message], ancillary, 0, address)
+
+    def _route(self, key: tuple) -> tuple:
+        """Check send()'s (dst, source, ttl, length) and build what every send with them repeats; cached.
+
+        The periodic adverts of all instances on a socket share a few of these, so the per-send work is
+        a dict look-up instead of parsing addresses and packing headers (measured: most of send()).
+        """
+        dst, source, ttl, length = key
         dst = _ip(dst, "send advert", self.ifname)
-        source = _ip(src, "send advert", self.ifname) if src is not None else self.source
+        if source is not None:
+            source = _ip(source, "send advert", self.ifname)
+        target = f"{source or 'auto'} -> {dst}"
         if dst.version != self.version or (source is not None and source.version != self.version):
-            raise NetError("send advert", ifname=self.ifname, target=f"{source or 'auto'} -> {dst}",
+            raise NetError("send advert", ifname=self.ifname, target=target,
                            detail=f"not an IPv{self.version} address")
         if not 1 <= ttl <= 255:
             raise NetError("send advert", ifname=self.ifname, target=str(dst), detail=f"TTL {ttl} is not 1-255")
-        try:
-            if self.version == 4:
-                header = _IPV4_HEADER.pack(
-                    0x45, VRRP_TOS, 20 + len(message), 0, 0, ttl, IPPROTO_VRRP, 0,
-                    source.packed if source is not None else b"\0" * 4, dst.packed,
-                )
-                await self._retry_send(lambda: self._sock.sendto(header + message, (str(dst), 0)))
-            else:
-                ancillary = []
-                if source is not None:
-                    pktinfo = source.packed + struct.pack("@I", self.ifindex)
-                    ancillary.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo))
-                if ttl != VRRP_TTL:
-                    ancillary.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", ttl)))
-                address = (str(dst), 0, 0, self.ifindex)
-                await self._retry_send(lambda: self._sock.sendmsg([message], ancillary, 0, address))
-        except OSError as exc:
-            raise NetError.wrap(exc, "send advert", ifname=self.ifname,
-                                target=f"{source or 'auto'} -> {dst}") from None
-
-    async def _retry_send(self, send) -> None:
-        # A raw socket's send buffer only fills under extreme load; wait for room once, then give up.
-        try:
-            send()
-        except BlockingIOError:
-            await anyio.wait_writable(self._sock)
-            send()
+        header, ancillary = b"", ()
+        if self.version == 4:
+            header = _IPV4_HEADER.pack(0x45, VRRP_TOS, 20 + length, 0, 0, ttl, IPPROTO_VRRP, 0,
+                                       source.packed if source is not None else b"\0" * 4, dst.packed)
+            address: tuple = (str(dst), 0)
+        else:
+            if source is not None:
+                pktinfo = source.packed + struct.pack("@I", self.ifindex)
+                ancillary += ((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo),)
+            if ttl != VRRP_TTL:
+                ancillary += ((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("@i", ttl)),)
+            address = (str(dst), 0, 0, self.ifindex)
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        route = self._routes[key] = (target, header, address, ancillary)
+        return route
 
     async def receive(self) -> Received:
-        """Wait for the next packet. A NetError here concerns this one call; the socket stays usable."""
+        """The next packet, waiting for one if none is queued. A NetError here concerns this one call; the
+        socket stays usable.
+
+        A queued packet is read without waiting for readability first: the adverts of many instances
+        arrive in bursts, and every wait costs an event-loop round (epoll_ctl twice, epoll_wait, a task
+        switch). After _MAX_UNWAITED packets read that way it yields once, so a flood cannot starve
+        the other tasks.
+        """
+        if self._unwaited >= _MAX_UNWAITED:
+            self._unwaited = 0
+            await checkpoint()
         while True:
-            await anyio.wait_readable(self._sock)
+            if self._closed:
+                raise anyio.ClosedResourceError
             try:
                 data, ancdata, _flags, addr = self._sock.recvmsg(_RECV_SIZE, _ANC_SIZE)
             except (BlockingIOError, InterruptedError):
+                self._unwaited = 0
+                await anyio.wait_readable(self._sock)
                 continue
             except OSError as exc:
                 raise NetError.wrap(exc, "receive advert", ifname=self.ifname) from None
+            self._unwaited += 1
             if self.version == 4:
                 return self._parse4(data, ancdata, addr)
             return self._parse6(data, ancdata, addr)

@@ -405,3 +405,32 @@ def test_transition_table_is_complete_and_drawn() -> None:
     diagram = state_diagram()
     assert diagram.startswith("stateDiagram-v2\n")
     assert all(f"{old.value} --> {new.value}: {why.value}" in diagram for (old, why), new in TRANSITIONS.items())
+
+
+def test_periodic_adverts_reuse_one_advertisement_until_something_in_it_changes() -> None:
+    """Adapters cache the encoding by identity; a changed priority or config must give a new object."""
+    r = VirtualRouter(config(priority=255, initial_state=State.MASTER))
+    r.startup(T0 / S)
+    r.handle_timer(r.get_timer())
+    first = [a.advert for a in drain(r) if isinstance(a, SendAdvert)]
+    r.handle_timer(r.get_timer())
+    r.handle_timer(r.get_timer())
+    periodic = [a.advert for a in drain(r) if isinstance(a, SendAdvert)]
+    assert len(first) == 1 and len(periodic) == 2
+    assert periodic[0] is first[0] and periodic[1] is first[0]
+    backup = VirtualRouter(config(priority=100, initial_state=State.BACKUP))
+    backup.startup(T0 / S)
+    backup.handle_timer(backup.get_timer())  # no master heard: takes over
+    [taken] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
+    backup.set_priority(90, backup.get_timer())
+    backup.config = config(priority=100, initial_state=State.BACKUP, source=HIGHER)
+    backup.handle_timer(backup.get_timer())
+    [after] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
+    assert after.priority == 90 and taken.priority == 100 and after is not taken
+    backup.handle_timer(backup.get_timer())
+    [same] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
+    assert same is after
+    backup.config = config(priority=100, initial_state=State.BACKUP, source=OURS)
+    backup.handle_timer(backup.get_timer())
+    [renewed] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
+    assert renewed == after and renewed is not after

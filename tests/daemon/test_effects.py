@@ -142,6 +142,23 @@ async def test_multicast_advert_checksum_includes_the_pseudo_header():
 
 
 @pytest.mark.anyio
+async def test_an_advert_is_encoded_once_and_again_for_a_new_source():
+    sock = FakeSocket()
+    e = effects(sock=sock)
+    periodic = advert()  # the router hands out the same object while nothing in it changes
+    await e.apply(SendAdvert(periodic, AdvertReason.PERIODIC))
+    await e.apply(SendAdvert(periodic, AdvertReason.PERIODIC))
+    assert sock.sent[1][0] is sock.sent[0][0]
+    e.source = ip("198.51.100.21")  # the interface's primary address changed
+    await e.apply(SendAdvert(periodic, AdvertReason.PERIODIC))
+    await e.apply(SendAdvert(advert(priority=0), AdvertReason.SHUTDOWN))
+    (new_source, dst, src, _), (zero, _, _, _) = sock.sent[2:]
+    assert src == ip("198.51.100.21") and new_source != sock.sent[0][0]
+    assert decode(new_source, family=4, src=src, dst=dst, ttl=255).checksum_form is ChecksumForm.PSEUDO_HEADER
+    assert decode(zero, family=4, src=src, dst=dst, ttl=255).priority == 0
+
+
+@pytest.mark.anyio
 async def test_rfc9568_checksum_when_pseudo_header_is_off():
     sock = FakeSocket()
     await effects(make_plan(pseudo_header=False), sock=sock).apply(SendAdvert(advert(), AdvertReason.PERIODIC))

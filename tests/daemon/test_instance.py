@@ -10,7 +10,7 @@ from trio.testing import MockClock
 
 from pyvrrpd.core.actions import ClaimAddresses, ReleaseAddresses, SendAdvert, State, StateChanged
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
-from pyvrrpd.daemon.instance import Packet, SetFault, run_instance
+from pyvrrpd.daemon.instance import Inbox, Packet, SetFault, run_instance
 
 VIP = ipaddress.ip_address("198.51.100.100")
 
@@ -30,9 +30,9 @@ class Wire:
     async def apply(self, action) -> None:
         self.log.append((anyio.current_time(), self.name, action))
         if isinstance(action, SendAdvert) and not self.muted:
-            for name, (send, src) in self.peers.items():
+            for name, (inbox, src) in self.peers.items():
                 if name != self.name:
-                    await send.send(Packet(action.advert, self.peers[self.name][1]))
+                    inbox.send_nowait(Packet(action.advert, self.peers[self.name][1]))
 
 
 def router(name: str, last_octet: int, priority: int) -> VirtualRouter:
@@ -52,9 +52,8 @@ async def test_backup_takes_over_at_master_down_interval_exactly():
     peers: dict = {}
     streams = {}
     for name, octet in (("d1", 11), ("d2", 12)):
-        send, recv = anyio.create_memory_object_stream(100)
-        streams[name] = recv
-        peers[name] = (send, ipaddress.ip_address(f"198.51.100.{octet}"))
+        streams[name] = inbox = Inbox(100)
+        peers[name] = (inbox, ipaddress.ip_address(f"198.51.100.{octet}"))
     d1, d2 = router("d1", 11, 150), router("d2", 12, 100)
     w1, w2 = Wire("d1", log, peers), Wire("d2", log, peers)
     async with anyio.create_task_group() as tg:
@@ -77,11 +76,11 @@ async def test_backup_takes_over_at_master_down_interval_exactly():
 @pytest.mark.anyio
 async def test_cancel_sends_priority_zero_and_releases_vips_shielded():
     log: list = []
-    send, recv = anyio.create_memory_object_stream(10)
-    peers = {"d1": (send, ipaddress.ip_address("198.51.100.11"))}
+    inbox = Inbox(10)
+    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
     d1 = router("d1", 11, 150)
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, recv, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
         await anyio.sleep(5)
         assert d1.state is State.MASTER
         tg.cancel_scope.cancel()
@@ -96,16 +95,16 @@ async def test_cancel_sends_priority_zero_and_releases_vips_shielded():
 @pytest.mark.anyio
 async def test_fault_from_inbox_gives_up_mastership():
     log: list = []
-    send, recv = anyio.create_memory_object_stream(10)
-    peers = {"d1": (send, ipaddress.ip_address("198.51.100.11"))}
+    inbox = Inbox(10)
+    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
     d1 = router("d1", 11, 150)
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, recv, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
         await anyio.sleep(5)
-        await send.send(SetFault(True, "link down"))
+        inbox.put(SetFault(True, "link down"))
         await anyio.sleep(0.1)
         assert d1.state is State.FAULT
-        await send.send(SetFault(False))
+        inbox.put(SetFault(False))
         await anyio.sleep(5)
         assert d1.state is State.MASTER
         tg.cancel_scope.cancel()
@@ -114,11 +113,11 @@ async def test_fault_from_inbox_gives_up_mastership():
 @pytest.mark.anyio
 async def test_closed_inbox_stops_the_instance_cleanly():
     log: list = []
-    send, recv = anyio.create_memory_object_stream(10)
-    peers = {"d1": (send, ipaddress.ip_address("198.51.100.11"))}
+    inbox = Inbox(10)
+    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
     d1 = router("d1", 11, 150)
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, recv, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
         await anyio.sleep(5)
-        await send.aclose()
+        inbox.close()
     assert d1.state is State.INITIALIZE
