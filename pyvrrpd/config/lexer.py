@@ -859,7 +859,11 @@ class _Lexer:
             return
         try:
             with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+                # Size the read by stat (read(n) allocates n bytes up front); a file that grew
+                # since is read on, up to the cap.
+                data = f.read(st.st_size + 1)
+                if len(data) > st.st_size:
+                    data += f.read(MAX_FILE_BYTES + 1 - len(data))
         except OSError as e:
             self._problem(strict, where, f"cannot read configuration file '{display}': {e.strerror}")
             return
