@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from pyvrrpd.core.packet import DecodeError, Reason, decode, decode_ipv4_packet
+from pyvrrpd.core.packet import ChecksumForm, DecodeError, Reason, decode, decode_ipv4_packet
 from pyvrrpd.daemon.instance import Inbox, Packet
 from pyvrrpd.daemon.plan import IPAddress
 from pyvrrpd.daemon.ratelimit import RateLimit
@@ -32,6 +32,7 @@ class SocketStats:
     received: int = 0
     delivered: int = 0
     decode_errors: Counter[Reason] = field(default_factory=Counter)
+    checksum_forms: Counter[ChecksumForm] = field(default_factory=Counter)  # accepted IPv4 VRRPv3 adverts
     unknown_vrid: int = 0
     unknown_peer: int = 0  # VRID shared by unicast instances, source in none of their peer lists
     wrong_destination: int = 0  # multicast for a unicast instance or the other way round
@@ -130,6 +131,8 @@ class Port:
                 self._rate_limited(("decode", exc.reason), f"invalid VRRP packet from {pkt.src}: {exc.detail}",
                                    reason=exc.reason.value)
             return
+        if adv.checksum_form is not None:
+            self.stats.checksum_forms[adv.checksum_form] += 1
         members = self._members.get(adv.vrid)
         if not members:
             self.stats.unknown_vrid += 1

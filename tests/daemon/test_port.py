@@ -117,3 +117,17 @@ async def test_full_inbox_drops_instead_of_blocking():
         port.handle(packet())
     assert (port.stats.delivered, port.stats.inbox_full) == (2, 3)
     assert log.events("warning") == ["(VI_1) is not keeping up; advert from 198.51.100.12 dropped"]
+
+
+
+@pytest.mark.anyio
+async def test_checksum_form_of_accepted_v3_ipv4_adverts_is_counted():
+    from pyvrrpd.core.packet import ChecksumForm
+
+    port = Port("lan0", 4, log=Log())
+    m51, _ = member("VI_1", size=8)
+    port.add(m51, GROUP)
+    adv = Advertisement(3, ADVERTISEMENT, 51, 100, 1, 0, 10, 0, (ip("198.51.100.100"),), b"")
+    port.handle(packet())  # pseudo-header form, as keepalived 2.2.7 sends
+    port.handle(packet(payload=encode(adv, family=4, src=PEER, dst=GROUP, pseudo_header=False)))  # RFC 9568
+    assert port.stats.checksum_forms == {ChecksumForm.PSEUDO_HEADER: 1, ChecksumForm.MESSAGE: 1}
