@@ -20,6 +20,7 @@ from pyvrrpd.core.packet import Advertisement, IPAddress
 from pyvrrpd.core.router import VirtualRouter
 
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
+PRECISE_WAIT = 0.02  # s: the last stretch of a wait is at most twice this (see Inbox.receive)
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
 
 
@@ -104,7 +105,13 @@ class Inbox:
             with anyio.CancelScope() as scope:
                 self._sleep = scope
                 try:
-                    await anyio.sleep(delay)
+                    if deadline is None:
+                        await anyio.sleep(math.inf)
+                    # The kernel gives epoll/poll timeouts 0.1 % of slack (3.6 ms late on a 3.6 s
+                    # Master_Down wait; keepalived's timerfd has none): wait to just before the
+                    # deadline first, so the last wait is short and its slack microseconds.
+                    while (left := deadline - anyio.current_time()) > 0:
+                        await anyio.sleep(left - PRECISE_WAIT if left > 2 * PRECISE_WAIT else left)
                 finally:
                     self._sleep = None
             if not scope.cancelled_caught:
