@@ -386,7 +386,8 @@ class VirtualRouter:
         # RFC 5798 §6.4.2 order: the advert first (it is what stops the other backups), then the
         # addresses, which only have to be in place before the gratuitous ARPs announce them.
         self._send_advert(AdvertReason.TAKEOVER, t)
-        self._emit(ClaimAddresses(self._all_addresses, cfg.accept))
+        # Accept_Mode: the address owner always accepts (RFC 5798 §6.4.3).
+        self._emit(ClaimAddresses(self._all_addresses, cfg.accept or cfg.priority == OWNER_PRIORITY))
         if cfg.garp_master_repeat:
             self._emit(SendGratuitous(self._all_addresses, cfg.garp_master_repeat, GarpReason.TAKEOVER))
             if cfg.garp_master_delay_us:

@@ -61,6 +61,13 @@ class AddressPort(Protocol):
     async def del_rule(self, spec: RuleSpec) -> bool: ...
 
 
+class BlockPort(Protocol):
+    """Accept_Mode off: drop IP traffic to a master's VIPs (``net.firewall.Firewall`` in production)."""
+
+    async def block(self, owner: str, addresses) -> None: ...
+    async def unblock(self, owner: str) -> None: ...
+
+
 class AdvertSocket(Protocol):
     async def send(self, message: bytes, dst: IPAddress, *, src: IPAddress | None = None, ttl: int = 255) -> None: ...
 
@@ -125,7 +132,8 @@ class InstanceEffects:
     """Effects for one instance. The supervisor updates ``source`` (and ``tx``, ``task_group``)."""
 
     def __init__(self, plan: InstancePlan, *, netlink: AddressPort, tx: Callable[[], AdvertSocket | None],
-                 frames: FramePort, log, ratelimit: RateLimit | None = None) -> None:
+                 frames: FramePort, log, ratelimit: RateLimit | None = None,
+                 firewall: BlockPort | None = None) -> None:
         # `log` is a structlog logger bound to the instance's fields; `tx` gives the socket to send on.
         self.plan = plan
         self.source: IPAddress = plan.router.source
@@ -135,6 +143,7 @@ class InstanceEffects:
         self.stats = InstanceStats()
         self._netlink = netlink
         self._frames = frames
+        self._firewall = firewall  # None: every instance accepts (nothing to block)
         self._limit = ratelimit or RateLimit()
         self._bursts: set[anyio.CancelScope] = set()
         self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
@@ -221,6 +230,15 @@ class InstanceEffects:
             await self._change("add route", self._netlink.add_route, route)
         for rule in plan.rules:
             await self._change("add rule", self._netlink.add_rule, rule)
+        if not action.accept and self._firewall is not None:
+            # Block before anything is announced: the GARPs follow this action.
+            await self._change("block traffic to VIPs", self._block, plan.addresses)
+
+    async def _block(self, specs) -> None:
+        await self._firewall.block(self.plan.name, [spec.address.ip for spec in specs])
+
+    async def _unblock(self, _spec=None) -> None:
+        await self._firewall.unblock(self.plan.name)
 
     async def _release(self, action: ReleaseAddresses) -> None:
         for scope in self._bursts:
@@ -233,6 +251,8 @@ class InstanceEffects:
             await self._remove("delete route", self._netlink.del_route, route)
         for spec in plan.addresses:
             await self._remove("delete address", self._netlink.del_address, spec)
+        if self._firewall is not None:
+            await self._remove("unblock traffic to VIPs", self._unblock, plan.name)
 
     async def _change(self, op: str, call, spec) -> bool:
         try:

@@ -270,8 +270,6 @@ def _ignored(inst: model.VrrpInstance) -> tuple[str, ...]:
             out.append(field)
     if inst.sync_group:
         out.append(f"vrrp_sync_group {inst.sync_group}")
-    if not inst.accept_mode:
-        out.append("no_accept (no firewall rules are installed to drop traffic to the VIPs)")
     if inst.track_src_ip:
         out.append("track_src_ip")
     if inst.unicast_fault_no_peer and not inst.unicast_peers:

@@ -30,12 +30,13 @@ import anyio
 
 from pyvrrpd import __version__
 from pyvrrpd.config import model
-from pyvrrpd.core.router import VirtualRouter
+from pyvrrpd.core.router import OWNER_PRIORITY, VirtualRouter
 from pyvrrpd.daemon.effects import FrameSenders, InstanceEffects
 from pyvrrpd.daemon.instance import Inbox, SetFault, run_instance
 from pyvrrpd.daemon.plan import InstancePlan, IPAddress, PlanError, pick_source, plan_instances
 from pyvrrpd.daemon.port import Member, Port
 from pyvrrpd.net.errors import NetError
+from pyvrrpd.net.firewall import Firewall
 from pyvrrpd.net.link import link_info
 from pyvrrpd.net.specs import SCOPES, AddressSpec
 from pyvrrpd.net.netlink import AddressEvent, Interface, LinkEvent, LinkMonitor, Netlink, write_sysctl
@@ -111,6 +112,7 @@ class Daemon:
         self._parent_sysctls: dict[str, dict[str, str]] = {}  # parent → sysctls before the first VMAC
         self._refresh_lock = anyio.Lock()  # one re-check at a time (start-up and the link monitor)
         self._netlink: Netlink | None = None
+        self.firewall: Firewall | None = None  # only when some instance does not accept (no_accept)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -158,6 +160,13 @@ class Daemon:
         return True
 
     async def _start(self, tg) -> None:
+        if any(not p.router.accept and p.router.priority != OWNER_PRIORITY for p in self.plans):
+            firewall = Firewall()
+            try:
+                await firewall.open()
+                self.firewall = firewall
+            except NetError as exc:
+                self.log.error(f"{exc}: no_accept cannot be enforced, masters will accept traffic to their VIPs")
         self._build()
         await tg.start(self._monitor, name="link monitor")  # before the first look, so no change is missed
         for base in self._by_interface:
@@ -188,7 +197,8 @@ class Daemon:
                                               log_unknown_vrids=log_unknown)
             inbox = Inbox(INBOX_SIZE)
             ilog = self.log.bind(instance=plan.name, vrid=plan.vrid, interface=plan.interface, family=plan.family)
-            effects = InstanceEffects(plan, netlink=self._netlink, tx=lambda: None, frames=self.frames, log=ilog)
+            effects = InstanceEffects(plan, netlink=self._netlink, tx=lambda: None, frames=self.frames, log=ilog,
+                                      firewall=self.firewall)
             inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox)
             effects.tx = inst.tx
             port.add(Member(plan.name, plan.vrid, frozenset(plan.peers), plan.peer_ttl, inbox),
@@ -224,6 +234,11 @@ class Daemon:
         for port in self.ports.values():
             await port.close()
         await self.frames.aclose()
+        if self.firewall is not None:
+            try:
+                await self.firewall.aclose()
+            except NetError as exc:
+                self.log.error(f"{exc}: remove the nftables tables 'pyvrrpd' by hand")
         if self._netlink is None:
             return
         for name in self._vmacs:

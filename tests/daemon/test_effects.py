@@ -269,3 +269,42 @@ async def test_log_lines_use_keepalived_words_and_rate_limits():
     assert warnings == [("(VI_1) received an invalid passwd!", 1), ("(VI_1) received an invalid passwd!", 3)]
     assert log.events("info")[-1] == "(VI_1) Backup received priority 0 advertisement"
     assert e.stats.notices[NoticeKind.PRIORITY_ZERO] == 1
+
+
+class FakeFirewall:
+    def __init__(self, error=None):
+        self.calls: list[tuple] = []
+        self.error = error
+
+    async def block(self, owner, addresses):
+        if self.error:
+            raise self.error
+        self.calls.append(("block", owner, tuple(addresses)))
+
+    async def unblock(self, owner):
+        self.calls.append(("unblock", owner))
+
+
+@pytest.mark.anyio
+async def test_no_accept_blocks_the_vips_while_master_and_unblocks_on_release():
+    fw = FakeFirewall()
+    e = InstanceEffects(make_plan(), netlink=FakeNetlink(), tx=lambda: None, frames=FakeFrames(), log=Log(),
+                        firewall=fw)
+    await e.apply(ClaimAddresses((VIP,), accept=True))
+    assert fw.calls == []
+    await e.apply(ClaimAddresses((VIP,), accept=False))
+    assert fw.calls == [("block", e.plan.name, tuple(spec.address.ip for spec in e.plan.addresses))]
+    await e.apply(ReleaseAddresses((VIP,), Transition.SHUTDOWN))
+    assert fw.calls[-1] == ("unblock", e.plan.name)
+
+
+@pytest.mark.anyio
+async def test_a_firewall_error_is_logged_and_counted_not_raised():
+    from pyvrrpd.net.errors import NetError
+
+    log = Log()
+    e = InstanceEffects(make_plan(), netlink=FakeNetlink(), tx=lambda: None, frames=FakeFrames(), log=log,
+                        firewall=FakeFirewall(NetError("install nftables rules", errno=1)))
+    await e.apply(ClaimAddresses((VIP,), accept=False))
+    assert e.stats.address_errors["block traffic to VIPs"] == 1
+    assert log.events("error")
