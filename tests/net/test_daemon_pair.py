@@ -277,20 +277,25 @@ def test_missing_interface_starts_in_fault_and_recovers(lab):
     assert d1.stop() == 0 and not holds(lab, "d1", vip)
 
 
+@pytest.mark.parametrize("family", [4, 6])
 @pytest.mark.parametrize("accept", ["no_accept", "accept"])
-def test_no_accept_master_drops_traffic_to_its_vip(lab, accept):
-    """RFC 5798 Accept_Mode: with no_accept the master holds the VIP (and answers ARP for it) but drops
-    IP traffic addressed to it; its own address still answers. nftables rules over netlink."""
-    d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, extra=accept), "a")
-    wait_master(lab, "d1", VIP4, V3.master_down() + MARGIN, d1)
+def test_no_accept_master_drops_traffic_to_its_vip(lab, accept, family):
+    """RFC 5798 Accept_Mode: with no_accept the master holds the VIP (and answers ARP/ND for it) but
+    drops IP traffic addressed to it; its own address still answers. nftables rules over netlink."""
+    variant = V3 if family == 4 else Variant(3, 0.1, family=6)
+    vip = VIP4 if family == 4 else VIP6
+    own = lab.ipv4("d1") if family == 4 else lab.ipv6("d1")
+    d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150, extra=accept), "a")
+    wait_master(lab, "d1", vip, variant.master_down() + MARGIN, d1)
 
     def ping(address: str) -> bool:
-        return lab.run("d2", ["ping", "-n", "-c", "1", "-W", "1", address], check=False).returncode == 0
+        argv = ["ping", f"-{family}", "-n", "-c", "1", "-W", "1", address]
+        return lab.run("d2", argv, check=False).returncode == 0
 
-    assert ping(lab.ipv4("d1"))
-    assert ping(VIP4) is (accept == "accept")
+    assert ping(own)
+    assert ping(vip) is (accept == "accept")
     assert d1.stop() == 0
-    assert not holds(lab, "d1", VIP4)
+    assert not holds(lab, "d1", vip)
     # the rules went with the daemon: the address answers again once configured by hand
-    lab.run("d1", ["ip", "addr", "add", f"{VIP4}/32", "dev", "lan0"])
-    assert ping(VIP4)
+    lab.run("d1", ["ip", "addr", "add", f"{vip}/{32 if family == 4 else 128}", "dev", "lan0", "nodad"])
+    assert ping(vip)
