@@ -178,8 +178,8 @@ def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,
         peers=tuple(p.address for p in inst.unicast_peers),
         peer_ttl={p.address: (p.min_ttl, p.max_ttl) for p in inst.unicast_peers if _ttl_range(p)},
         ttl=inst.unicast_ttl if inst.unicast_peers and inst.unicast_ttl else VRRP_TTL,
-        pseudo_header=not _knob(inst, gd, "v3_checksum_as_v2"),
-        old_unicast_checksum=bool(inst.unicast_peers) and _knob(inst, gd, "old_unicast_checksum"),
+        pseudo_header=not (inst.v3_checksum_as_v2 or gd.v3_checksum_as_v2),
+        old_unicast_checksum=bool(inst.unicast_peers) and inst.old_unicast_checksum,
         addresses=addresses,
         routes=tuple(_route(r, inst) for r in inst.virtual_routes),
         rules=tuple(_rule(r, inst) for r in inst.virtual_rules),
@@ -189,12 +189,6 @@ def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,
         rcvbuf=inst.kernel_rx_buf_size,
         ignored=_ignored(inst),
     )
-
-
-def _knob(inst: model.VrrpInstance, gd: model.GlobalDefs, name: str) -> bool:
-    """A checksum compatibility switch, per instance or global (old_unicast_checksum exists only per
-    instance; v3_checksum_as_v2 is a newer keepalived keyword pyvrrpd supports)."""
-    return bool(getattr(inst, name, False) or getattr(gd, name, False))
 
 
 def _ttl_range(peer: model.UnicastPeer) -> bool:

@@ -1028,3 +1028,20 @@ def test_checksum_knobs_and_log_unknown_vrids(load):
     notes = [d for d in b.diags if d.severity is Severity.NOTE and "after 2.2.7" in d.message]
     assert [d.span.line for d in notes] == [8]
     assert b.errors == []
+
+
+def test_checksum_knob_with_garbage_is_a_warning(load):
+    b = load("""
+        vrrp_instance VI_1 {
+            interface lan0
+            virtual_router_id 51
+            v3_checksum_as_v2 maybe
+            old_unicast_checksum
+            virtual_ipaddress {
+                198.51.100.100
+            }
+        }
+    """)
+    assert b.has(4, "true|on|yes")
+    assert not b.instance.v3_checksum_as_v2
+    assert b.errors == []

@@ -42,6 +42,13 @@ def router(name: str, last_octet: int, priority: int) -> VirtualRouter:
     ))
 
 
+def alone() -> tuple[list, Inbox, VirtualRouter, Wire]:
+    """d1 (priority 150) on a LAN of its own: (action log, inbox, router, effects)."""
+    log: list = []
+    inbox = Inbox(10)
+    return log, inbox, router("d1", 11, 150), Wire("d1", log, {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))})
+
+
 def became_master(log, name):
     return [t for t, n, a in log if n == name and isinstance(a, StateChanged) and a.new is State.MASTER]
 
@@ -75,12 +82,9 @@ async def test_backup_takes_over_at_master_down_interval_exactly():
 
 @pytest.mark.anyio
 async def test_cancel_sends_priority_zero_and_releases_vips_shielded():
-    log: list = []
-    inbox = Inbox(10)
-    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
-    d1 = router("d1", 11, 150)
+    log, inbox, d1, wire = alone()
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, wire)
         await anyio.sleep(5)
         assert d1.state is State.MASTER
         tg.cancel_scope.cancel()
@@ -94,12 +98,9 @@ async def test_cancel_sends_priority_zero_and_releases_vips_shielded():
 
 @pytest.mark.anyio
 async def test_fault_from_inbox_gives_up_mastership():
-    log: list = []
-    inbox = Inbox(10)
-    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
-    d1 = router("d1", 11, 150)
+    log, inbox, d1, wire = alone()
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, wire)
         await anyio.sleep(5)
         inbox.put(SetFault(True, "link down"))
         await anyio.sleep(0.1)
@@ -112,12 +113,9 @@ async def test_fault_from_inbox_gives_up_mastership():
 
 @pytest.mark.anyio
 async def test_closed_inbox_stops_the_instance_cleanly():
-    log: list = []
-    inbox = Inbox(10)
-    peers = {"d1": (inbox, ipaddress.ip_address("198.51.100.11"))}
-    d1 = router("d1", 11, 150)
+    log, inbox, d1, wire = alone()
     async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, Wire("d1", log, peers))
+        await tg.start(run_instance, d1, inbox, wire)
         await anyio.sleep(5)
         inbox.close()
     assert d1.state is State.INITIALIZE

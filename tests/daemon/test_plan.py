@@ -218,3 +218,13 @@ def test_unsupported_features_are_listed(tmp_path):
         }
     """)
     assert p.ignored == ("track_script", "notify_master")
+
+
+def test_checksum_knobs_reach_the_plan(tmp_path):
+    [p] = plans(tmp_path, instance(BASIC + "\nversion 3\nv3_checksum_as_v2"))
+    assert not p.pseudo_header
+    [p] = plans(tmp_path, instance(BASIC + "\nversion 3", "v3_checksum_as_v2"))
+    assert not p.pseudo_header
+    unicast = "\nversion 3\nunicast_src_ip 198.51.100.11\nunicast_peer {\n198.51.100.12\n}\nold_unicast_checksum"
+    [p] = plans(tmp_path, instance(BASIC + unicast))
+    assert p.pseudo_header and p.old_unicast_checksum
