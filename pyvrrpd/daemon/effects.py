@@ -224,15 +224,15 @@ class InstanceEffects:
     async def _claim(self, action: ClaimAddresses) -> None:
         self.log.info(self._text(action))
         plan = self.plan
+        if not action.accept and self._firewall is not None:
+            # Block before the VIPs exist, so no packet to a VIP is ever accepted in between.
+            await self._change("block traffic to VIPs", self._block, plan.addresses)
         for spec in plan.addresses:
             await self._change("add address", self._netlink.add_address, spec)
         for route in plan.routes:
             await self._change("add route", self._netlink.add_route, route)
         for rule in plan.rules:
             await self._change("add rule", self._netlink.add_rule, rule)
-        if not action.accept and self._firewall is not None:
-            # Block before anything is announced: the GARPs follow this action.
-            await self._change("block traffic to VIPs", self._block, plan.addresses)
 
     async def _block(self, specs) -> None:
         await self._firewall.block(self.plan.name, [spec.address.ip for spec in specs])
