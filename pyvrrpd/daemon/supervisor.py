@@ -213,7 +213,8 @@ class Daemon:
         async with anyio.create_task_group() as tg:
             inst.effects.task_group = tg
             if inst.problem is not None:
-                inst.router.set_fault(True, anyio.current_time())  # → "Entering FAULT STATE (init)"
+                # → "Entering FAULT STATE (init)"
+                inst.router.set_fault(f"link:{inst.plan.interface}", inst.problem, anyio.current_time())
             inst.started = True
             await tg.start(run_instance, inst.router, inst.inbox, inst.effects)
             task_status.started()
@@ -422,6 +423,6 @@ class Daemon:
             log.info(f"({name}) {inst.plan.interface} is usable again")
         if (old is None) != (problem is None):
             try:
-                inst.inbox.put(SetFault(problem is not None, problem or ""))
+                inst.inbox.put(SetFault(f"link:{inst.plan.interface}", problem))
             except anyio.ClosedResourceError:
                 pass  # the instance has stopped
