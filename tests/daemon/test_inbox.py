@@ -6,18 +6,12 @@ import ipaddress
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement
 from pyvrrpd.daemon.instance import Inbox, Packet, SetFault
 
 SRC = ipaddress.ip_address("198.51.100.12")
 ADVERT = Advertisement(3, ADVERTISEMENT, 51, 100, 1, 0, 10, 0, (ipaddress.ip_address("198.51.100.100"),), b"")
-
-
-@pytest.fixture
-def anyio_backend():
-    return ("trio", {"clock": MockClock(autojump_threshold=0)})
 
 
 @pytest.mark.anyio

@@ -7,18 +7,12 @@ from dataclasses import replace
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from pyvrrpd.core.actions import ClaimAddresses, ReleaseAddresses, SendAdvert, State, StateChanged
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.daemon.instance import Inbox, Packet, Reconfigure, SetFault, SetPriorityDelta, run_instance
 
 VIP = ipaddress.ip_address("198.51.100.100")
-
-
-@pytest.fixture
-def anyio_backend():
-    return ("trio", {"clock": MockClock(autojump_threshold=0)})
 
 
 class Wire:
