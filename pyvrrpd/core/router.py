@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pyvrrpd.core.actions import (
     Action,

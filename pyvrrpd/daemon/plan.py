@@ -27,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Diagnostic, Span, error
@@ -114,26 +113,19 @@ def pick_source(plan: InstancePlan, ipv4: ipaddress.IPv4Address | None,
     return ipv4 if plan.family == 4 else ipv6_link_local
 
 
-class LinkView(Protocol):
-    """What the link monitor knows about an interface (``net.netlink.Interface`` has these fields)."""
-
-    up: bool  # administratively up
-    running: bool  # carrier
-    ipv4: ipaddress.IPv4Address | None  # primary address, VIPs excluded
-    ipv6_link_local: ipaddress.IPv6Address | None
-
-
 @dataclass(frozen=True, slots=True)
 class LinkCheck:
     reason: str | None  # why the instance cannot run on its interface now; None: it can
     source: IPAddress | None  # the advert source to use; None while there is none
 
 
-def check_link(plan: InstancePlan, link: LinkView | None, socket_problem: str | None = None) -> LinkCheck:
+def check_link(plan: InstancePlan, link, socket_problem: str | None = None) -> LinkCheck:
     """Whether the instance can run on its base interface now, and with which advert source.
 
-    ``link`` is None when the interface does not exist; ``socket_problem`` says why its VRRP socket could
-    not be opened, if it could not. (A VMAC the instance needs is checked after this, once created.)
+    ``link`` is what the link monitor knows about the base interface (``net.netlink.Interface``; any object
+    with ``up``, ``running``, ``ipv4`` and ``ipv6_link_local``), None when it does not exist.
+    ``socket_problem`` says why its VRRP socket could not be opened, if it could not. (A VMAC the instance
+    needs is checked after this, once created.)
     """
     name = plan.interface
     if link is None:
