@@ -45,7 +45,9 @@ class Subsystem(Protocol):
 class TrackSink(Protocol):
     """How trackers (scripts, files, processes, interfaces, BFD) feed VRRP: an instance's fault reasons
     and priority deltas, keyed by a source name ("script:NAME", "file:NAME", "process:NAME",
-    "bfd:NAME", "link:IFNAME", "group:NAME"). VRRP does not know where they come from."""
+    "bfd:NAME", "link:IFNAME", "group:NAME"). VRRP does not know where they come from. Call these from
+    the daemon's event loop (they are not thread-safe); before VRRP has started they decide each
+    instance's initial state (a fault: "Entering FAULT STATE (init)")."""
 
     def set_fault(self, instance: str, source: str, reason: str | None) -> None:
         """Set (``reason``) or clear (None) the fault ``source`` reports for ``instance``."""
