@@ -2,10 +2,14 @@
 
 The config has 1,000 virtual servers x 10 real servers with TCP_CHECK (about 97,000 lines). Both
 programs run in the same way, in a fresh network namespace holding only `lo` (`unshare -n`), several
-times each in alternation; the median wall time is reported. Target: pyvrrpd <= 3x keepalived.
-pyvrrpd runs byte-compiled, as an installed package does (the bench compiles the tree first).
+times each in ABBA order (pyvrrpd, keepalived, keepalived, pyvrrpd, ...) so neither always goes first;
+the median wall time is reported. pyvrrpd runs byte-compiled, as an installed package does (the bench
+compiles the tree first).
 
-    sudo .venv/bin/python bench/check_config.py [--runs 7] [--vs 1000] [--rs 10]
+Verdict (exit 0 only if all hold): every run of both programs exits 0 (a check that fails or crashes
+is no result), and pyvrrpd's median wall time <= 3x keepalived's.
+
+    sudo .venv/bin/python bench/check_config.py [--runs 7] [--vs 1000] [--rs 10] [--json]
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import compileall
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from harness import Check, abba, median, spread, table, verdict, versus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,11 +79,13 @@ def timed(argv: list[str]) -> tuple[float, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=7, help="runs of each program (1-50)")
     ap.add_argument("--vs", type=int, default=1000)
     ap.add_argument("--rs", type=int, default=10)
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args()
+    if not 1 <= args.runs <= 50:
+        ap.error("--runs must be within 1..50")
 
     # pip and Debian packages byte-compile at install; a development tree run with
     # PYTHONDONTWRITEBYTECODE=1 would be compiled at every start (about 50 ms), which
@@ -90,49 +97,41 @@ def main() -> int:
     if not os.path.exists(pyvrrpd[0]):
         pyvrrpd = [sys.executable, "-m", "pyvrrpd"]
 
+    times: dict[str, list[float]] = {"pyvrrpd": [], "keepalived": []}
+    exits: dict[str, list[int]] = {"pyvrrpd": [], "keepalived": []}
     with tempfile.TemporaryDirectory(prefix="pyvrrpd-bench-") as tmp:
         conf = os.path.join(tmp, "keepalived.conf")
         text = generate(args.vs, args.rs)
         with open(conf, "w") as f:
             f.write(text)
         lines = text.count("\n")
-        ours: list[float] = []
-        theirs: list[float] = []
-        rc_ours = rc_theirs = None
-        for _ in range(args.runs):
-            t, rc_ours = timed(unshare + pyvrrpd + ["--check-config", "-f", conf])
-            ours.append(t)
-            if keepalived:
-                t, rc_theirs = timed(unshare + [keepalived, "-t", "-f", conf])
-                theirs.append(t)
+        argv = {"pyvrrpd": pyvrrpd + ["--check-config", "-f", conf], "keepalived": [keepalived, "-t", "-f", conf]}
+        for _, name in abba(["pyvrrpd", "keepalived"] if keepalived else ["pyvrrpd"], args.runs):
+            t, rc = timed(unshare + argv[name])
+            times[name].append(t)
+            exits[name].append(rc)
 
+    ours, theirs = median(times["pyvrrpd"]), median(times["keepalived"])
+    checks = [Check(f"{name} exits 0", bool(exits[name]) and not any(exits[name]),
+                    f"exit statuses {exits[name]}" if exits[name] else f"{name} not installed (run scripts/setup)")
+              for name in ("pyvrrpd", "keepalived")]
+    checks.append(versus("wall time", ours, theirs, factor=3.0))
     result = {
-        "lines": lines,
-        "virtual_servers": args.vs,
-        "real_servers": args.vs * args.rs,
-        "runs": args.runs,
-        "pyvrrpd_median_s": round(statistics.median(ours), 4),
-        "pyvrrpd_min_s": round(min(ours), 4),
-        "pyvrrpd_exit": rc_ours,
-        "keepalived_median_s": round(statistics.median(theirs), 4) if theirs else None,
-        "keepalived_min_s": round(min(theirs), 4) if theirs else None,
-        "keepalived_exit": rc_theirs,
+        "lines": lines, "virtual_servers": args.vs, "real_servers": args.vs * args.rs, "runs": args.runs,
+        "order": "ABBA", "times_s": times, "exits": exits,
+        "pyvrrpd_median_s": ours, "keepalived_median_s": theirs,
+        "ratio": round(ours / theirs, 2) if ours and theirs else None,
+        "checks": [c.__dict__ for c in checks], "ok": all(c.ok for c in checks),
     }
-    if theirs:
-        result["ratio"] = round(result["pyvrrpd_median_s"] / result["keepalived_median_s"], 2)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"config: {lines} lines, {args.vs} virtual servers x {args.rs} real servers (TCP_CHECK)")
-        print(f"pyvrrpd --check-config : median {result['pyvrrpd_median_s']:.3f} s "
-              f"(min {result['pyvrrpd_min_s']:.3f} s, exit {rc_ours})")
-        if theirs:
-            print(f"keepalived -t          : median {result['keepalived_median_s']:.3f} s "
-                  f"(min {result['keepalived_min_s']:.3f} s, exit {rc_theirs})")
-            print(f"ratio pyvrrpd/keepalived: {result['ratio']}x (target <= 3x)")
-        else:
-            print("keepalived not installed: no comparison (run scripts/setup)")
-    return 0
+        return 0 if result["ok"] else 1
+    print(f"config: {lines} lines, {args.vs} virtual servers x {args.rs} real servers (TCP_CHECK); "
+          f"{args.runs} runs each, ABBA order")
+    table(("program", "wall time s: median / min / max", "exit statuses"),
+          [(label, spread(times[name]), " ".join(map(str, exits[name])))
+           for name, label in (("pyvrrpd", "pyvrrpd --check-config"), ("keepalived", "keepalived -t"))])
+    return verdict(checks)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Command line: keepalived's options where they exist, plus pyvrrpd's own.
 
     pyvrrpd --check-config [-f FILE] [--json] [--strict] [--dump]   (keepalived: -t)
-    pyvrrpd -f FILE [-P] [-p PIDFILE] [--control-socket PATH] ...  (run in the foreground)
+    pyvrrpd -f FILE [-P] [-p PIDFILE] ...                            (run in the foreground)
 
 Heavy imports (anyio, pyroute2, aiohttp, structlog) happen only on the run path,
 so ``--check-config`` starts fast.
@@ -64,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--pid", metavar="FILE", help="write the daemon's pid to FILE")
     p.add_argument("-r", "--vrrp_pid", metavar="FILE", help="accepted for keepalived compatibility (one process)")
     p.add_argument("-c", "--checkers_pid", metavar="FILE", help="accepted for keepalived compatibility (one process)")
-    p.add_argument("--control-socket", metavar="PATH", help="status/metrics socket path")
     p.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                    help="log format (auto: console on a TTY, JSON otherwise)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -100,6 +99,11 @@ def _check_config(args: argparse.Namespace, keep: list | None) -> int:
         strict=args.strict,
         keep=keep,
     )
+    if loaded.config is not None and loaded.config.instances:
+        # The daemon's verdict too: what it would refuse to start with is an error here.
+        from pyvrrpd.daemon.verdict import verdict
+
+        loaded = verdict(loaded)
     if keep is not None:
         keep.append(loaded)
     if args.json:
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None, *, fast_exit: bool = False) -> int:
                 sys.stderr.flush()
                 os._exit(code)
             return code
-        from pyvrrpd.daemon.supervisor import run_daemon
+        from pyvrrpd.daemon.root import run_daemon
 
         return run_daemon(args)
     except KeyboardInterrupt:

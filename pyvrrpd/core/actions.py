@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
 
 from pyvrrpd.core.packet import Advertisement, IPAddress
 
@@ -199,7 +198,5 @@ class Notice:
         return self.detail
 
 
-Action = Union[
-    SendAdvert, ClaimAddresses, ReleaseAddresses, SendGratuitous, StateChanged, PriorityChanged,
-    Discarded, Notice,
-]
+Action = (SendAdvert | ClaimAddresses | ReleaseAddresses | SendGratuitous | StateChanged | PriorityChanged
+          | Discarded | Notice)

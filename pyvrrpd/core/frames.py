@@ -1,6 +1,7 @@
 """Ethernet frames announcing a VIP after a takeover, as keepalived 2.2.7 sends them.
 
 Pure byte builders; the adapter writes the result to an ``AF_PACKET`` socket bound to the interface.
+``virtual_mac`` gives the RFC 5798 §7.3 virtual router MAC (the source of these frames with use_vmac).
 
 * Gratuitous ARP: an ARP *request* (op 1) broadcast, sender = target = VIP, sender MAC = the
   interface (or virtual) MAC, target MAC zero (RFC 9568 errata 7947/7949).
@@ -31,6 +32,14 @@ _NEIGHBOR_ADVERTISEMENT = 136
 _FLAG_ROUTER = 0x80000000
 _FLAG_OVERRIDE = 0x20000000
 _OPT_TARGET_LLADDR = 2
+
+
+
+def virtual_mac(vrid: int, version: int = 4) -> bytes:
+    """RFC 5798 virtual router MAC: 00:00:5e:00:01:VRID (IPv4) or 00:00:5e:00:02:VRID (IPv6)."""
+    if not 1 <= vrid <= 255:
+        raise ValueError(f"VRID {vrid} is out of range 1-255")
+    return bytes((0, 0, 0x5E, 0, 1 if version == 4 else 2, vrid))
 
 
 def mac_bytes(mac: str | bytes) -> bytes:

@@ -24,9 +24,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass, field
 from struct import Struct
-from typing import Union
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 PROTO_VRRP = 112
 TTL = 255

@@ -2,9 +2,9 @@
 
 Rule 1 (after h11): everything that affects the state machine lives in this file.
 
-API shape after aioquic: inputs are ``startup``/``shutdown``/``set_priority``/``set_fault``
-(operator and tracking), ``receive`` (a decoded advert) and ``handle_timer``; every input takes
-``now`` (float seconds, monotonic). Outputs are drained with ``next_action()``; ``get_timer()``
+API shape after aioquic: inputs are ``startup``/``shutdown``/``reconfigure`` (operator),
+``set_fault``/``set_priority_delta`` (the interface check and tracking), ``receive`` (a decoded
+advert) and ``handle_timer``; every input takes ``now`` (float seconds, monotonic). Outputs are drained with ``next_action()``; ``get_timer()``
 gives the ONE next deadline (Master_Down_Timer, Adver_Timer, delayed/refresh GARP bursts) or None.
 Internally all times are integer microseconds, with keepalived 2.2.7's arithmetic (``timers``).
 
@@ -26,6 +26,12 @@ The behaviour is keepalived 2.2.7's, which differs from the RFC in places (each 
   adverts from the current master.
 * v2 interval mismatch: rejected. v3: noticed, and a backup adopts the master's interval.
 * Leaving MASTER for FAULT or on shutdown sends a priority-0 advert first.
+* FAULT is a set of reasons keyed by their source ("link:lan0", "script:chk", ...): the router is in
+  FAULT while any reason is set, so clearing one source never clears another's.
+* Priority is the configured base plus named deltas (one per tracking source), clamped to 1-254 as
+  keepalived's ``vrrp_set_effective_priority`` does; an address owner (255) is never adjusted. A
+  master whose effective priority drops keeps sending adverts at the new priority, and a backup
+  with a higher one preempts by the normal rules.
 * Takeover: advert, then ClaimAddresses, then GARP/NA (RFC 5798 §6.4.2), so the netlink round
   trips for the VIPs never delay the advert that stops the other backups.
 * GARP/NA: ``SendGratuitous`` on takeover; the garp_master_delay second burst, the
@@ -41,8 +47,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pyvrrpd.core.actions import (
     Action,
@@ -190,20 +196,14 @@ class VirtualRouter:
     """The VRRP state machine for one instance. Not thread-safe; one driver task owns it."""
 
     def __init__(self, config: RouterConfig) -> None:
-        self.config = config
+        self._config = config
         self.stats = Stats()
         self._state = State.INITIALIZE
         self._priority = config.priority
-        self._owner = config.priority == OWNER_PRIORITY and config.initial_state is State.MASTER
-        self._fault = False
+        self._faults: dict[str, str] = {}  # source → reason; FAULT while not empty
+        self._deltas: dict[str, int] = {}  # source → priority delta (tracking weights)
         self._actions: deque[Action] = deque()
-        self._all_addresses = config.addresses + config.excluded_addresses
-        if config.version == 2:
-            self._wire_interval = config.advert_int_us // SECOND_US
-            self._auth = config.auth_pass.ljust(8, b"\0") if config.auth_type else bytes(8)
-        else:
-            self._wire_interval = config.advert_int_us // CENTISECOND_US
-            self._auth = b""
+        self._derive(config)
         self._master_adver_int = config.advert_int_us
         self._master_address: IPAddress | None = None
         self._master_priority = 0
@@ -218,7 +218,23 @@ class VirtualRouter:
         self._advert: Advertisement | None = None
         self._advert_config: RouterConfig | None = None
 
+    def _derive(self, config: RouterConfig) -> None:
+        """The values that follow from the config alone."""
+        self._owner = config.priority == OWNER_PRIORITY and config.initial_state is State.MASTER
+        self._all_addresses = config.addresses + config.excluded_addresses
+        if config.version == 2:
+            self._wire_interval = config.advert_int_us // SECOND_US
+            self._auth = config.auth_pass.ljust(8, b"\0") if config.auth_type else bytes(8)
+        else:
+            self._wire_interval = config.advert_int_us // CENTISECOND_US
+            self._auth = b""
+
     # ---- read-only view ------------------------------------------------------------------
+
+    @property
+    def config(self) -> RouterConfig:
+        """The running configuration; change it with ``reconfigure``."""
+        return self._config
 
     @property
     def state(self) -> State:
@@ -226,8 +242,22 @@ class VirtualRouter:
 
     @property
     def priority(self) -> int:
-        """Effective priority (base priority adjusted by tracking)."""
+        """Effective priority: the base priority plus the tracking deltas, clamped to 1-254."""
         return self._priority
+
+    @property
+    def base_priority(self) -> int:
+        return self._config.priority
+
+    @property
+    def faults(self) -> dict[str, str]:
+        """Why the router is (or would be) in FAULT, by source; empty when nothing is wrong. A copy."""
+        return dict(self._faults)
+
+    @property
+    def priority_deltas(self) -> dict[str, int]:
+        """The tracking deltas by source (zero deltas are not kept). A copy."""
+        return dict(self._deltas)
 
     @property
     def master_address(self) -> IPAddress | None:
@@ -245,34 +275,76 @@ class VirtualRouter:
     # ---- inputs --------------------------------------------------------------------------
 
     def startup(self, now: float) -> None:
-        """Initialize → BACKUP (or FAULT if ``set_fault(True)`` came first). No-op when running."""
+        """Initialize → BACKUP (or FAULT if a fault reason was set first). No-op when running."""
         if self._state is not State.INITIALIZE:
             return
-        self._transition(Transition.INIT_FAULT if self._fault else Transition.INIT, _us(now))
+        self._transition(Transition.INIT_FAULT if self._faults else Transition.INIT, _us(now))
 
     def shutdown(self, now: float) -> None:
         """Stop: a MASTER sends priority 0 and releases its VIPs. Idempotent."""
         if self._state is not State.INITIALIZE:
             self._transition(Transition.SHUTDOWN, _us(now))
 
-    def set_fault(self, fault: bool, now: float) -> None:
-        """Interface or tracked object down (True) / up again (False)."""
-        self._fault = fault
-        if fault and self._state in (State.BACKUP, State.MASTER):
+    def set_fault(self, source: str, reason: str | None, now: float) -> None:
+        """Set (``reason``) or clear (None) the fault reported by ``source``.
+
+        The router is in FAULT while any source reports one: the first reason takes a running router
+        to FAULT (a master sends priority 0 first), clearing the last one takes it back to BACKUP
+        (MASTER for an address owner). Before ``startup`` the reasons only decide the initial state.
+        """
+        was_faulty = bool(self._faults)
+        if reason is None:
+            self._faults.pop(source, None)
+        else:
+            self._faults[source] = reason
+        faulty = bool(self._faults)
+        if faulty and not was_faulty and self._state in (State.BACKUP, State.MASTER):
             self._transition(Transition.FAULT, _us(now))
-        elif not fault and self._state is State.FAULT:
+        elif not faulty and self._state is State.FAULT:
             why = Transition.FAULT_CLEARED_OWNER if self._owner else Transition.FAULT_CLEARED
             self._transition(why, _us(now))
 
-    def set_priority(self, priority: int, now: float) -> None:
-        """New effective priority from tracking, clamped to 1-254; an address owner keeps 255.
+    def set_priority_delta(self, source: str, delta: int, now: float) -> None:
+        """Set the priority delta of ``source`` (0 removes it) and recompute the effective priority."""
+        if delta:
+            self._deltas[source] = delta
+        else:
+            self._deltas.pop(source, None)
+        self._set_effective_priority()
 
-        A master advertises it from its next advert on. A backup moves its pending down timer by
-        the change in Skew_Time (keepalived recomputes Master_Down_Interval the same way).
+    def reconfigure(self, config: RouterConfig, now: float) -> None:
+        """Run with ``config`` from now on, keeping the state (a master stays master).
+
+        A different name, VRID, version or address family is another instance: ValueError. The
+        effective priority follows a new base priority at once (as from ``set_priority_delta``);
+        a new source address, advert interval, authentication or address list goes into the next
+        advert and the next checks; the timers already running keep their deadlines. What the
+        kernel holds for a master (VIPs, routes, rules, Accept_Mode) is the adapter's to change.
         """
-        if self.config.priority == OWNER_PRIORITY:
-            return
-        new = min(max(priority, 1), OWNER_PRIORITY - 1)
+        old = self._config
+        if (config.name, config.vrid, config.version, config.source.version) != \
+                (old.name, old.vrid, old.version, old.source.version):
+            raise ValueError(f"VRRP instance {old.name}: reconfigure cannot change the name, VRID, version or "
+                             "address family (that is another instance)")
+        self._config = config
+        self._derive(config)
+        if self._state is not State.BACKUP or self._master_address is None:
+            self._master_adver_int = config.advert_int_us  # not learned from a master's advert
+        if self._state is State.MASTER:
+            self._master_address = config.source
+        self._set_effective_priority()
+
+    def _set_effective_priority(self) -> None:
+        """keepalived's rule: base + deltas clamped to 1-254; an address owner keeps 255.
+
+        A master advertises the new priority from its next advert on. A backup moves its pending
+        down timer by the change in Skew_Time (keepalived recomputes Master_Down_Interval the same way).
+        """
+        base = self._config.priority
+        if base == OWNER_PRIORITY:
+            new = OWNER_PRIORITY
+        else:
+            new = min(max(base + sum(self._deltas.values()), 1), OWNER_PRIORITY - 1)
         old = self._priority
         if new == old:
             return
@@ -295,7 +367,7 @@ class VirtualRouter:
             return
         if adv.priority == 0:
             self.stats.priority_zero_rx += 1
-        elif self.config.version == 3 and adv.interval_us not in (self._master_adver_int, self.config.advert_int_us):
+        elif self._config.version == 3 and adv.interval_us not in (self._master_adver_int, self._config.advert_int_us):
             self._notice(NoticeKind.INTERVAL_MISMATCH, "advertisement interval mismatch ours = "
                          f"{self._wire_interval} centi-sec rcv'd={adv.adver_int} centi-sec")
         if self._state is State.BACKUP:
@@ -313,13 +385,13 @@ class VirtualRouter:
             for reason, due in list(self._garp_at.items()):
                 if t >= due:
                     del self._garp_at[reason]
-                    repeat = self.config.garp_master_repeat if reason is GarpReason.DELAYED \
-                        else self.config.garp_lower_prio_repeat
+                    repeat = self._config.garp_master_repeat if reason is GarpReason.DELAYED \
+                        else self._config.garp_lower_prio_repeat
                     self._emit(SendGratuitous(self._all_addresses, repeat, reason))
             if self._refresh_at is not None and t >= self._refresh_at:
-                self._emit(SendGratuitous(self._all_addresses, self.config.garp_master_refresh_repeat,
+                self._emit(SendGratuitous(self._all_addresses, self._config.garp_master_refresh_repeat,
                                           GarpReason.REFRESH))
-                self._refresh_at = t + self.config.garp_master_refresh_us
+                self._refresh_at = t + self._config.garp_master_refresh_us
             if self._adver_at is not None and t >= self._adver_at:
                 self._send_advert(AdvertReason.PERIODIC, t)
 
@@ -359,11 +431,11 @@ class VirtualRouter:
 
     def _enter_backup(self, why: Transition, t: int) -> None:
         if why not in _BACKUP_FROM_ADVERT:
-            self._master_adver_int = self.config.advert_int_us
+            self._master_adver_int = self._config.advert_int_us
             self._master_address = None
         self._next_master_reason = Transition.MASTER_DOWN
         # keepalived starts preempt_delay at startup and clears it on every other entry to BACKUP.
-        delay = self.config.preempt_delay_us
+        delay = self._config.preempt_delay_us
         self._preempt_until = t + delay if why is Transition.INIT and delay else None
         if why is Transition.INIT and self._owner:
             # "The simplest way to become master is to time out from BACKUP very quickly" (1 µs);
@@ -376,7 +448,7 @@ class VirtualRouter:
         self._down_at = t + self._master_down_interval()
 
     def _enter_master(self, why: Transition, t: int) -> None:
-        cfg = self.config
+        cfg = self._config
         self._down_at = None
         self._preempt_until = None
         self._master_adver_int = cfg.advert_int_us
@@ -409,7 +481,7 @@ class VirtualRouter:
 
     def _check(self, adv: Advertisement, src: IPAddress) -> tuple[Discard, str] | None:
         """keepalived's semantic checks, in its order; the first failure wins."""
-        cfg = self.config
+        cfg = self._config
         if adv.vrid != cfg.vrid:
             return Discard.WRONG_VRID, f"received advert for VRID {adv.vrid}, expected {cfg.vrid}"
         if adv.version != cfg.version:
@@ -439,7 +511,7 @@ class VirtualRouter:
         return None
 
     def _backup_receive(self, adv: Advertisement, src: IPAddress, t: int) -> None:
-        cfg = self.config
+        cfg = self._config
         if adv.priority == 0:
             self._notice(NoticeKind.PRIORITY_ZERO, "Backup received priority 0 advertisement")
             self._down_at = t + self._skew(self._priority)
@@ -470,7 +542,7 @@ class VirtualRouter:
                              f"start preempt delay ({cfg.preempt_delay_us / SECOND_US:.6f})")
 
     def _master_receive(self, adv: Advertisement, src: IPAddress, t: int) -> None:
-        cfg = self.config
+        cfg = self._config
         theirs, ours = adv.priority, self._priority
         order = _compare(src, cfg.source)  # the higher address wins a tie (RFC 5798 §6.4.3)
         higher = theirs > ours or (theirs == ours and order > 0)
@@ -523,14 +595,14 @@ class VirtualRouter:
             self._master_adver_int = interval
 
     def _skew(self, priority: int) -> int:
-        return skew_time(priority, self._master_adver_int, self.config.version)
+        return skew_time(priority, self._master_adver_int, self._config.version)
 
     def _master_down_interval(self) -> int:
-        cfg = self.config
+        cfg = self._config
         return master_down_interval(self._priority, self._master_adver_int, cfg.version, cfg.down_timer_adverts)
 
     def _send_advert(self, reason: AdvertReason, t: int, priority: int | None = None) -> None:
-        cfg = self.config
+        cfg = self._config
         prio = self._priority if priority is None else priority
         adv = self._advert
         if adv is None or adv.priority != prio or self._advert_config is not cfg:

@@ -129,9 +129,10 @@ class FrameSenders:
 
 
 class InstanceEffects:
-    """Effects for one instance. The supervisor updates ``source`` (and ``tx``, ``task_group``)."""
+    """Effects for one instance. The VRRP subsystem sets ``netlink`` and ``firewall`` when it starts, and
+    updates ``source`` (and ``tx``, ``task_group``) while it runs."""
 
-    def __init__(self, plan: InstancePlan, *, netlink: AddressPort, tx: Callable[[], AdvertSocket | None],
+    def __init__(self, plan: InstancePlan, *, netlink: AddressPort | None, tx: Callable[[], AdvertSocket | None],
                  frames: FramePort, log, ratelimit: RateLimit | None = None,
                  firewall: BlockPort | None = None) -> None:
         # `log` is a structlog logger bound to the instance's fields; `tx` gives the socket to send on.
@@ -141,9 +142,9 @@ class InstanceEffects:
         self.log = log
         self.task_group: TaskGroup | None = None  # None: bursts run inline (tests)
         self.stats = InstanceStats()
-        self._netlink = netlink
+        self.netlink = netlink  # None only until the VRRP subsystem has opened its netlink socket
         self._frames = frames
-        self._firewall = firewall  # None: every instance accepts (nothing to block)
+        self.firewall = firewall  # None: every instance accepts (nothing to block)
         self._limit = ratelimit or RateLimit()
         self._bursts: set[anyio.CancelScope] = set()
         self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
@@ -224,21 +225,21 @@ class InstanceEffects:
     async def _claim(self, action: ClaimAddresses) -> None:
         self.log.info(self._text(action))
         plan = self.plan
-        if not action.accept and self._firewall is not None:
+        if not action.accept and self.firewall is not None:
             # Block before the VIPs exist, so no packet to a VIP is ever accepted in between.
             await self._change("block traffic to VIPs", self._block, plan.addresses)
         for spec in plan.addresses:
-            await self._change("add address", self._netlink.add_address, spec)
+            await self._change("add address", self.netlink.add_address, spec)
         for route in plan.routes:
-            await self._change("add route", self._netlink.add_route, route)
+            await self._change("add route", self.netlink.add_route, route)
         for rule in plan.rules:
-            await self._change("add rule", self._netlink.add_rule, rule)
+            await self._change("add rule", self.netlink.add_rule, rule)
 
     async def _block(self, specs) -> None:
-        await self._firewall.block(self.plan.name, [spec.address.ip for spec in specs])
+        await self.firewall.block(self.plan.name, [spec.address.ip for spec in specs])
 
     async def _unblock(self, _spec=None) -> None:
-        await self._firewall.unblock(self.plan.name)
+        await self.firewall.unblock(self.plan.name)
 
     async def _release(self, action: ReleaseAddresses) -> None:
         for scope in self._bursts:
@@ -246,12 +247,12 @@ class InstanceEffects:
         self.log.info(self._text(action), reason=action.reason.value)
         plan = self.plan
         for rule in plan.rules:
-            await self._remove("delete rule", self._netlink.del_rule, rule)
+            await self._remove("delete rule", self.netlink.del_rule, rule)
         for route in plan.routes:
-            await self._remove("delete route", self._netlink.del_route, route)
+            await self._remove("delete route", self.netlink.del_route, route)
         for spec in plan.addresses:
-            await self._remove("delete address", self._netlink.del_address, spec)
-        if self._firewall is not None:
+            await self._remove("delete address", self.netlink.del_address, spec)
+        if self.firewall is not None:
             await self._remove("unblock traffic to VIPs", self._unblock, plan.name)
 
     async def _change(self, op: str, call, spec) -> bool:

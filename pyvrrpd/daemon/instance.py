@@ -17,7 +17,7 @@ from anyio.lowlevel import checkpoint
 
 from pyvrrpd.core.actions import Action
 from pyvrrpd.core.packet import Advertisement, IPAddress
-from pyvrrpd.core.router import VirtualRouter
+from pyvrrpd.core.router import RouterConfig, VirtualRouter
 
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
 PRECISE_WAIT = 0.02  # s: the last stretch of a wait is at most twice this (see Inbox.receive)
@@ -33,21 +33,34 @@ class Packet:
 
 
 @dataclass(frozen=True, slots=True)
-class SetPriority:
-    priority: int
+class SetFault:
+    """Set (``reason``) or clear (None) the fault reported by ``source`` ("link:lan0", "script:chk")."""
+
+    source: str
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class SetFault:
-    fault: bool
-    why: str = ""
+class SetPriorityDelta:
+    """The priority delta of ``source`` (0 removes it); the router sums and clamps them."""
+
+    source: str
+    delta: int
 
 
-InboxItem = Packet | SetPriority | SetFault
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """Run with a new RouterConfig from now on (a new source address; later a reload)."""
+
+    config: RouterConfig
+
+
+InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure
 
 
 class Inbox:
-    """One instance's input queue: adverts from the socket reader, SetFault/SetPriority from the supervisor.
+    """One instance's input queue: adverts from the socket reader; fault reasons, priority deltas and
+    new configs from the VRRP subsystem.
 
     Not an anyio memory stream because of how the driver waits ("the next item or the router's
     deadline, whichever comes first"). Around ``stream.receive()`` that takes a
@@ -132,10 +145,12 @@ def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
     match item:
         case Packet(advert, source):
             router.receive(advert, source, now)
-        case SetPriority(priority):
-            router.set_priority(priority, now)
-        case SetFault(fault):
-            router.set_fault(fault, now)
+        case SetFault(source, reason):
+            router.set_fault(source, reason, now)
+        case SetPriorityDelta(source, delta):
+            router.set_priority_delta(source, delta, now)
+        case Reconfigure(config):
+            router.reconfigure(config, now)
 
 
 async def flush(router: VirtualRouter, effects: Effects) -> None:

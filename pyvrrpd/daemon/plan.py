@@ -1,20 +1,25 @@
 """From the config model to what the daemon runs: a RouterConfig plus the adapter settings of each instance.
 
-Pure (no kernel access), so the mapping is unit-tested and a config the daemon cannot run is refused at
-startup with one clear message (``PlanError``), before anything touches the network.
+Pure: no kernel access, no anyio (``tests/test_layering.py`` checks it imports nothing that does), so the
+mapping is unit-tested, and ``pyvrrpd --check-config`` runs the same planning as the daemon: what the daemon
+would refuse to start with (``plan_instances``' diagnostics, each with the span of the instance, route or
+rule concerned) the check reports as errors, and the daemon refuses it before anything touches the network.
 
 What is decided here, and why:
 
 * The VRRP source address is ``unicast_src_ip``/``mcast_src_ip`` if configured; otherwise it is only known
   at run time (the interface's primary IPv4 address, VIPs excluded, or its IPv6 link-local address), so
-  ``router_config()`` takes it as an argument and the supervisor resolves it (``pick_source()``).
+  ``router_config()`` takes it as an argument and the VRRP subsystem resolves it (``check_link()``).
 * With ``use_vmac`` the VIPs that would go on the base interface go on the macvlan instead, and adverts
   leave from the macvlan unless ``vmac_xmit_base``.
 * ``virtual_ipaddress_excluded`` may hold addresses of the other family (the usual way to float IPv6
   addresses with a VRRPv2 instance). The core only takes same-family addresses, so the others live only in
   ``InstancePlan.addresses``, which the effects add, remove and announce as a whole.
 * Strict mode, ``vrrp_min_garp`` and the global defaults are already folded into the model by the config
-  builder; this module only carries the values over.
+  builder; this module only carries the values over. What this version does not act on yet is warned about
+  by the config check (the keyword table), not here.
+* Whether an instance can run on its interface right now (``check_link()``) is a pure function of what the
+  link monitor saw; the VRRP subsystem turns its answer into a fault reason with source ``link:IFNAME``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 from pyvrrpd.config import model
+from pyvrrpd.config.diagnostics import Diagnostic, Span, error
 from pyvrrpd.core.actions import State
+from pyvrrpd.core.frames import virtual_mac
 from pyvrrpd.core.router import RouterConfig
-from pyvrrpd.net.netlink import virtual_mac
 from pyvrrpd.net.specs import SCOPES, AddressSpec, RouteSpec, RuleSpec, SpecError, parse_route, parse_rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -40,8 +46,18 @@ _ANNOTATIONS = frozenset({"no_track", "inet", "inet6"})
 _ANNOTATIONS_WITH_VALUE = frozenset({"track_group", "protocol"})
 
 
+REFUSED = "pyvrrpd refuses to start with this configuration"
+
+
 class PlanError(ValueError):
     """The configuration is valid keepalived but cannot run in pyvrrpd (yet); the message says why."""
+
+    def __init__(self, message: str, span: Span | None = None) -> None:
+        super().__init__(message)
+        self.span = span
+
+    def diagnostic(self) -> Diagnostic:
+        return error(self.span, str(self), REFUSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +70,7 @@ class VmacPlan:
 
 @dataclass(frozen=True, slots=True)
 class InstancePlan:
-    """Everything the supervisor and the effects need for one vrrp_instance."""
+    """Everything the VRRP subsystem and the effects need for one vrrp_instance."""
 
     name: str
     vrid: int
@@ -75,7 +91,6 @@ class InstancePlan:
     garp_interval_us: int  # pause between gratuitous ARPs (vrrp_garp_interval)
     gna_interval_us: int  # pause between unsolicited NAs (vrrp_gna_interval)
     rcvbuf: int | None  # kernel_rx_buf_size
-    ignored: tuple[str, ...]  # configured features this version does not act on (logged once at start)
 
     @property
     def xmit_interface(self) -> str:
@@ -98,10 +113,38 @@ def pick_source(plan: InstancePlan, ipv4: ipaddress.IPv4Address | None,
     return ipv4 if plan.family == 4 else ipv6_link_local
 
 
+@dataclass(frozen=True, slots=True)
+class LinkCheck:
+    reason: str | None  # why the instance cannot run on its interface now; None: it can
+    source: IPAddress | None  # the advert source to use; None while there is none
+
+
+def check_link(plan: InstancePlan, link, socket_problem: str | None = None) -> LinkCheck:
+    """Whether the instance can run on its base interface now, and with which advert source.
+
+    ``link`` is what the link monitor knows about the base interface (``net.netlink.Interface``; any object
+    with ``up``, ``running``, ``ipv4`` and ``ipv6_link_local``), None when it does not exist.
+    ``socket_problem`` says why its VRRP socket could not be opened, if it could not. (A VMAC the instance
+    needs is checked after this, once created.)
+    """
+    name = plan.interface
+    if link is None:
+        return LinkCheck(f"interface {name} does not exist", None)
+    if not link.up:
+        return LinkCheck(f"interface {name} is down", None)
+    if not link.running:
+        return LinkCheck(f"interface {name} has no carrier", None)
+    source = pick_source(plan, link.ipv4, link.ipv6_link_local)
+    if source is None:
+        kind = "IPv4 address" if plan.family == 4 else "IPv6 link-local address"
+        return LinkCheck(f"interface {name} has no {kind} to send adverts from", None)
+    return LinkCheck(socket_problem, source)
+
+
 def router_config(inst: model.VrrpInstance, source: IPAddress) -> RouterConfig:
     """Map one built vrrp_instance to the core's RouterConfig. Raises PlanError if it cannot run."""
-    if inst.auth_type is model.AuthType.AH:
-        raise PlanError(f"vrrp_instance {inst.name}: AH authentication is not supported")
+    if inst.auth_type is model.AuthType.AH:  # a config error already; kept as a guard
+        raise PlanError(f"vrrp_instance {inst.name}: AH authentication is not supported", inst.span)
     same_family = [v.address.ip for v in inst.excluded_vips if v.address.version == inst.family]
     auth = inst.auth_type is model.AuthType.PASS and inst.version == 2
     try:
@@ -135,37 +178,60 @@ def router_config(inst: model.VrrpInstance, source: IPAddress) -> RouterConfig:
             garp_lower_prio_repeat=inst.garp_lower_prio_repeat,
         )
     except ValueError as exc:
-        raise PlanError(str(exc)) from None
+        raise PlanError(str(exc), inst.span) from None
 
 
-def plan_instances(config: model.Config) -> list[InstancePlan]:
-    """Plans for every vrrp_instance; PlanError naming every instance that cannot run."""
+def plan_instances(config: model.Config) -> tuple[list[InstancePlan], list[Diagnostic]]:
+    """Plans for the vrrp_instances that can run, and an error diagnostic for each one that cannot.
+
+    The daemon starts only when the list of diagnostics is empty; ``--check-config`` reports them.
+    """
     plans, problems = [], []
     taken_vmacs = {i.vmac_name for i in config.instances if i.vmac_name}
     for inst in config.instances:
-        try:
-            plan = plan_instance(inst, config.global_defs, taken_vmacs)
-        except PlanError as exc:
-            problems.append(str(exc))
+        plan, errors = _plan(inst, config.global_defs, taken_vmacs)
+        problems.extend(exc.diagnostic() for exc in errors)
+        if plan is None:
             continue
         if plan.vmac is not None:
             taken_vmacs.add(plan.vmac.name)
         plans.append(plan)
-    if problems:
-        raise PlanError("; ".join(problems))
-    return plans
+    return plans, problems
 
 
 def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,
                   taken_vmacs: AbstractSet[str] = frozenset()) -> InstancePlan:
-    """The plan for one instance; `taken_vmacs` are VMAC names other instances use."""
+    """The plan for one instance; `taken_vmacs` are VMAC names other instances use. PlanError (the first
+    problem) if it cannot run."""
+    plan, errors = _plan(inst, gd, taken_vmacs)
+    if errors:
+        raise errors[0]
+    return plan
+
+
+def _attempt(errors: list[PlanError], make, *args):
+    try:
+        return make(*args)
+    except PlanError as exc:
+        errors.append(exc)
+        return None
+
+
+def _plan(inst: model.VrrpInstance, gd: model.GlobalDefs,
+          taken_vmacs: AbstractSet[str]) -> tuple[InstancePlan | None, list[PlanError]]:
+    """The plan, or None and every problem found (each route or rule line is checked)."""
     if inst.interface is None:
-        raise PlanError(f"vrrp_instance {inst.name}: an 'interface' is required")
+        return None, [PlanError(f"vrrp_instance {inst.name}: an 'interface' is required", inst.span)]
+    errors: list[PlanError] = []
     source = inst.src_ip if inst.src_ip is not None else UNSPECIFIED[inst.family]
-    router = router_config(inst, source)
-    vmac = _vmac(inst, taken_vmacs) if inst.use_vmac else None
+    router = _attempt(errors, router_config, inst, source)
+    vmac = _attempt(errors, _vmac, inst, taken_vmacs) if inst.use_vmac else None
     vip_dev = vmac.name if vmac is not None else inst.interface
-    addresses = tuple(_address(v, inst, vip_dev) for v in inst.vips + inst.excluded_vips)
+    addresses = tuple(_attempt(errors, _address, v, inst, vip_dev) for v in inst.vips + inst.excluded_vips)
+    routes = tuple(_attempt(errors, _route, r, inst) for r in inst.virtual_routes)
+    rules = tuple(_attempt(errors, _rule, r, inst) for r in inst.virtual_rules)
+    if errors:
+        return None, errors
     group = inst.mcast_dst_ip or (gd.vrrp_mcast_group4 if inst.family == 4 else gd.vrrp_mcast_group6)
     return InstancePlan(
         name=inst.name,
@@ -181,14 +247,13 @@ def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,
         pseudo_header=not (inst.v3_checksum_as_v2 or gd.v3_checksum_as_v2),
         old_unicast_checksum=bool(inst.unicast_peers) and inst.old_unicast_checksum,
         addresses=addresses,
-        routes=tuple(_route(r, inst) for r in inst.virtual_routes),
-        rules=tuple(_rule(r, inst) for r in inst.virtual_rules),
+        routes=routes,
+        rules=rules,
         vmac=vmac,
         garp_interval_us=gd.vrrp_garp_interval_us,
         gna_interval_us=gd.vrrp_gna_interval_us,
         rcvbuf=inst.kernel_rx_buf_size,
-        ignored=_ignored(inst),
-    )
+    ), []
 
 
 def _ttl_range(peer: model.UnicastPeer) -> bool:
@@ -204,7 +269,7 @@ def _vmac(inst: model.VrrpInstance, taken: AbstractSet[str]) -> VmacPlan:
             name = f"vrrp6.{inst.vrid}"
     if name in taken and name != inst.vmac_name:
         raise PlanError(f"vrrp_instance {inst.name}: VMAC name {name} is used by another instance; "
-                        "give use_vmac a name")
+                        "give use_vmac a name", inst.span)
     return VmacPlan(name=name, mac=mac, parent=inst.interface, xmit_base=inst.vmac_xmit_base)
 
 
@@ -214,7 +279,11 @@ def _address(v: model.VirtualAddress, inst: model.VrrpInstance, vip_dev: str) ->
         dev = vip_dev  # with use_vmac, VIPs of the base interface live on the macvlan
     scope = SCOPES["global"]
     if v.scope is not None:
-        scope = SCOPES[v.scope] if v.scope in SCOPES else int(v.scope)
+        try:
+            scope = SCOPES[v.scope] if v.scope in SCOPES else int(v.scope)
+        except ValueError:  # the config builder checks it; a guard
+            raise PlanError(f"vrrp_instance {inst.name}: scope {v.scope!r} of {v.address} is not "
+                            "global, site, link, host, nowhere or 0-255", v.span) from None
     return AddressSpec(address=v.address, dev=dev, broadcast=v.broadcast, scope=scope, label=v.label,
                        peer=v.peer.ip if v.peer is not None else None)
 
@@ -235,43 +304,16 @@ def _route(route: model.Route, inst: model.VrrpInstance) -> RouteSpec:
     try:
         return parse_route(_strip(route.words))
     except SpecError as exc:
-        raise PlanError(f"vrrp_instance {inst.name}: virtual_routes '{' '.join(route.words)}' "
-                        f"({route.span}): {exc}") from None
+        raise PlanError(f"vrrp_instance {inst.name}: virtual_routes '{' '.join(route.words)}': {exc}",
+                        route.span) from None
 
 
 def _rule(rule: model.Rule, inst: model.VrrpInstance) -> RuleSpec:
     try:
         spec = parse_rule(_strip(rule.words))
     except SpecError as exc:
-        raise PlanError(f"vrrp_instance {inst.name}: virtual_rules '{' '.join(rule.words)}' "
-                        f"({rule.span}): {exc}") from None
+        raise PlanError(f"vrrp_instance {inst.name}: virtual_rules '{' '.join(rule.words)}': {exc}",
+                        rule.span) from None
     # The builder assigns keepalived's automatic preference and knows the family of "inet6" rules.
     return replace(spec, version=rule.family,
                    priority=spec.priority if spec.priority is not None else rule.preference)
-
-
-def _ignored(inst: model.VrrpInstance) -> tuple[str, ...]:
-    """Configured features that this version does not act on, for one warning at startup."""
-    out = []
-    for field, keyword in (("track_interfaces", "track_interface"), ("track_scripts", "track_script"),
-                           ("track_files", "track_file"), ("track_processes", "track_process"),
-                           ("track_bfds", "track_bfd")):
-        if getattr(inst, field):
-            out.append(keyword)
-    for field in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify",
-                  "notify_master_rx_lower_pri"):
-        if getattr(inst, field) is not None:
-            out.append(field)
-    if inst.sync_group:
-        out.append(f"vrrp_sync_group {inst.sync_group}")
-    if inst.track_src_ip:
-        out.append("track_src_ip")
-    if inst.unicast_fault_no_peer and not inst.unicast_peers:
-        out.append("unicast_fault_no_peer")
-    for v in inst.vips + inst.excluded_vips:
-        extras = [name for name in ("home", "mngtmpaddr", "noprefixroute", "autojoin") if getattr(v, name)]
-        if v.preferred_lft is not None:
-            extras.append("preferred_lft")
-        if extras:
-            out.append(f"{' '.join(extras)} on {v.address}")
-    return tuple(out)

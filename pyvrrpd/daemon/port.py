@@ -6,7 +6,10 @@ CARP packets are counted but never logged (CARP shares protocol 112 and is norma
 everything else is logged at most once per reason per 10 s with the number of packets it stands for.
 
 The socket is opened when the interface exists and reopened when it comes back with a new index
-(``ensure_open``); while there is none the reader waits.
+(``ensure_open``); while there is none the reader waits. Instances come and go with ``add`` and ``remove``
+(a reload): a group a new member needs is joined at once; one no member needs any more stays joined
+until the socket is next opened (its adverts are then counted as unknown VRIDs), and ``empty`` tells the
+owner when the port can be closed.
 """
 
 from __future__ import annotations
@@ -63,18 +66,42 @@ class Port:
         self.sock: VrrpSocket | None = None
         self.stats = SocketStats()
         self._members: dict[int, list[Member]] = {}
+        self._wants: dict[Member, tuple[IPAddress | None, int | None]] = {}  # member → (group, rcvbuf)
         self._log = log.bind(interface=ifname, family=family)
         self._log_unknown_vrids = log_unknown_vrids
         self._limit = ratelimit or RateLimit()
         self._opened = anyio.Event()
 
     def add(self, member: Member, group: IPAddress | None, rcvbuf: int | None = None) -> None:
-        """Register an instance; `group` is its multicast destination (None for unicast instances)."""
+        """Register an instance; `group` is its multicast destination (None for unicast instances).
+
+        With the socket open, a new group is joined at once (NetError if the kernel refuses)."""
         self._members.setdefault(member.vrid, []).append(member)
-        if group is not None:
+        self._wants[member] = (group, rcvbuf)
+        if group is not None and group not in self.groups:
             self.groups.add(group)
+            if self.sock is not None:
+                self.sock.join(group)
         if rcvbuf:
             self.rcvbuf = max(self.rcvbuf, rcvbuf)
+
+    def remove(self, member: Member) -> None:
+        """Unregister an instance: its adverts are unknown VRIDs from now on. Removing one that is not
+        registered does nothing."""
+        if self._wants.pop(member, None) is None:
+            return
+        same_vrid = self._members[member.vrid]
+        same_vrid.remove(member)
+        if not same_vrid:
+            del self._members[member.vrid]
+        wants = self._wants.values()
+        self.groups = {group for group, _ in wants if group is not None}
+        self.rcvbuf = max([DEFAULT_RCVBUF, *(rcvbuf for _, rcvbuf in wants if rcvbuf)])
+
+    @property
+    def empty(self) -> bool:
+        """No instance uses this port any more."""
+        return not self._wants
 
     # -- socket lifecycle ---------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 
+from pyvrrpd.core.frames import virtual_mac  # noqa: F401  (re-exported: the macvlan's default MAC)
+
 from .constants import (
     IFA_F_DADFAILED,
     IFA_F_NODAD,
@@ -90,13 +92,6 @@ class AddressEvent:
     index: int
     ifname: str | None  # None if the link was not known to the monitor
     address: IPInterface
-
-
-def virtual_mac(vrid: int, version: int = 4) -> bytes:
-    """RFC 5798 virtual router MAC: 00:00:5e:00:01:VRID (IPv4) or 00:00:5e:00:02:VRID (IPv6)."""
-    if not 1 <= vrid <= 255:
-        raise ValueError(f"VRID {vrid} is out of range 1-255")
-    return bytes((0, 0, 0x5E, 0, 1 if version == 4 else 2, vrid))
 
 
 def write_sysctl(key: str, value: int | str) -> str:

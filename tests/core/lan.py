@@ -53,7 +53,7 @@ class Lan:
         heapq.heapify(self._queue)
 
     def call(self, router: VirtualRouter, method: str, *args: object) -> None:
-        """Feed an operator/tracking input (shutdown, set_priority, set_fault) at the current time."""
+        """Feed an operator/tracking input (shutdown, set_priority_delta, set_fault) at the current time."""
         getattr(router, method)(*args, self.now)
         self._drain(router)
 

@@ -146,7 +146,7 @@ def test_tracking_priority_drop_moves_the_master() -> None:
     lan = Lan()
     a, b = lan.add(router("a", 11, 150)), lan.add(router("b", 12, 100))
     lan.run(10)
-    lan.call(a, "set_priority", 90)
+    lan.call(a, "set_priority_delta", "script:chk", -60)
     lan.run(10)
     assert lan.masters(51) == ["b"] and a.state is State.BACKUP
 
@@ -156,9 +156,9 @@ def test_fault_on_master_hands_over_after_skew_time() -> None:
     a, b = lan.add(router("a", 11, 150)), lan.add(router("b", 12, 100))
     lan.run(10)
     faulted = lan.now_us
-    lan.call(a, "set_fault", True)
+    lan.call(a, "set_fault", "link:lan0", "interface lan0 is down")
     lan.run(10)
     assert lan.transitions("b", State.MASTER) == [faulted + skew_time(100, 1_000_000, 2)]
-    lan.call(a, "set_fault", False)
+    lan.call(a, "set_fault", "link:lan0", None)
     lan.run(10)
     assert lan.masters(51) == ["a"]

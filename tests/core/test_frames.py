@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from pyvrrpd.core.frames import gratuitous_arp, mac_bytes, unsolicited_na
+from pyvrrpd.core.frames import gratuitous_arp, mac_bytes, unsolicited_na, virtual_mac
 
 macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
 
@@ -42,3 +42,11 @@ def test_mac_forms() -> None:
     assert mac_bytes("00:00:5E:00:01:33") == mac_bytes(b"\x00\x00\x5e\x00\x01\x33") == bytes.fromhex("00005e000133")
     with pytest.raises(ValueError):
         mac_bytes("00:00:5e")
+
+
+def test_virtual_mac_is_rfc_5798s():
+    assert virtual_mac(51) == bytes.fromhex("00005e000133")
+    assert virtual_mac(255, 6) == bytes.fromhex("00005e0002ff")
+    for vrid in (0, 256, -1):
+        with pytest.raises(ValueError, match="out of range"):
+            virtual_mac(vrid)

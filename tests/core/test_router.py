@@ -119,7 +119,7 @@ def master(**kw: object) -> tuple[VirtualRouter, int]:
 
 def fault(**kw: object) -> tuple[VirtualRouter, int]:
     r, t = backup(**kw)
-    r.set_fault(True, t / S)
+    r.set_fault("link:lan0", "interface lan0 is down", t / S)
     drain(r)
     return r, t
 
@@ -159,7 +159,7 @@ CASES = [
     Case("startup state MASTER prio 150: full down interval (2.2.7 measured 3.41 s)", initial,
          {"priority": 150, "initial_state": State.MASTER}, do=lambda r, now: r.startup(now),
          actions=("state INIT->BACKUP init", "release init"), timer=3_414_062),
-    Case("startup with fault", initial, do=lambda r, now: (r.set_fault(True, now), r.startup(now)),
+    Case("startup with fault", initial, do=lambda r, now: (r.set_fault("link:lan0", "interface lan0 is down", now), r.startup(now)),
          state=State.FAULT, actions=("state INIT->FAULT init_fault", "release init_fault")),
     Case("startup twice is a no-op", backup, do=lambda r, now: r.startup(now), timer=MDI_100),
     # §6.4.2 Backup
@@ -186,10 +186,10 @@ CASES = [
     Case("v3 backup adopts the master's interval", backup, {"version": 3, "advert_int_us": 100_000},
          do=rx(150, version=3, interval=20), dt=S,
          actions=("notice interval_mismatch", "notice interval_updated"), timer=S + 3 * 200_000 + 121_875),
-    Case("set_priority shifts the down timer by the skew change", backup,
-         do=lambda r, now: r.set_priority(200, now), dt=S, actions=("priority 100->200",),
+    Case("a priority delta shifts the down timer by the skew change", backup,
+         do=lambda r, now: r.set_priority_delta("script:chk", 100, now), dt=S, actions=("priority 100->200",),
          timer=MDI_100 - SKEW_100 + 218_750),
-    Case("backup → fault", backup, do=lambda r, now: r.set_fault(True, now), dt=S, state=State.FAULT,
+    Case("backup → fault", backup, do=lambda r, now: r.set_fault("link:lan0", "interface lan0 is down", now), dt=S, state=State.FAULT,
          actions=("state BACKUP->FAULT fault",)),
     Case("backup shutdown", backup, do=lambda r, now: r.shutdown(now), dt=S, state=State.INITIALIZE,
          actions=("state BACKUP->INIT shutdown",)),
@@ -231,15 +231,15 @@ CASES = [
          do=timer, dt=3 * S, state=State.MASTER, actions=("garp 1 refresh", "advert 100 periodic"), timer=4 * S),
     Case("master shutdown sends priority 0", master, do=lambda r, now: r.shutdown(now), dt=S // 2,
          state=State.INITIALIZE, actions=("state MASTER->INIT shutdown", "advert 0 shutdown", "release shutdown")),
-    Case("master → fault sends priority 0", master, do=lambda r, now: r.set_fault(True, now), dt=S // 2,
+    Case("master → fault sends priority 0", master, do=lambda r, now: r.set_fault("link:lan0", "interface lan0 is down", now), dt=S // 2,
          state=State.FAULT, actions=("state MASTER->FAULT fault", "advert 0 fault", "release fault")),
-    Case("master priority change is only advertised", master, do=lambda r, now: r.set_priority(90, now),
+    Case("master priority change is only advertised", master, do=lambda r, now: r.set_priority_delta("script:chk", -10, now),
          dt=S // 2, state=State.MASTER, actions=("priority 100->90",), timer=S),
     # Fault
-    Case("fault cleared → backup", fault, do=lambda r, now: r.set_fault(False, now), dt=S,
+    Case("fault cleared → backup", fault, do=lambda r, now: r.set_fault("link:lan0", None, now), dt=S,
          actions=("state FAULT->BACKUP fault_cleared",), timer=S + MDI_100),
     Case("owner's fault cleared → master at once", fault, {"priority": 255, "initial_state": State.MASTER},
-         do=lambda r, now: r.set_fault(False, now), dt=S, state=State.MASTER,
+         do=lambda r, now: r.set_fault("link:lan0", None, now), dt=S, state=State.MASTER,
          actions=("state FAULT->MASTER fault_cleared_owner", "advert 255 takeover", "claim", *GARP5), timer=2 * S),
     Case("adverts ignored in fault", fault, do=rx(150), dt=S, state=State.FAULT,
          actions=("discard not_running",)),
@@ -350,20 +350,131 @@ def test_lower_priority_garp_burst_repeats_after_delay() -> None:
     assert "garp 5 lower_priority_delayed" in [short(a) for a in drain(r)]
 
 
-def test_set_priority_clamps_and_owner_never_changes() -> None:
+# ---- fault reasons and priority deltas: (setup, inputs) → (state, effective priority, actions) ----------
+
+LINK, SCRIPT, FILE = "link:lan0", "script:chk", "file:flag"
+
+
+@dataclass
+class TrackCase:
+    name: str
+    setup: Setup
+    kw: dict = field(default_factory=dict)
+    # ("fault", source, reason | None) or ("delta", source, delta), fed one after the other
+    inputs: tuple = ()
+    state: State = State.BACKUP
+    priority: int = 100
+    actions: tuple[str, ...] = ()
+    faults: dict = field(default_factory=dict)
+
+
+OWNER = {"priority": 255, "initial_state": State.MASTER}
+TRACK_CASES = [
+    TrackCase("one fault source → fault", backup, inputs=(("fault", LINK, "down"),), state=State.FAULT,
+              actions=("state BACKUP->FAULT fault",), faults={LINK: "down"}),
+    TrackCase("a second source does not transition again", backup,
+              inputs=(("fault", LINK, "down"), ("fault", SCRIPT, "failed")), state=State.FAULT,
+              actions=("state BACKUP->FAULT fault",), faults={LINK: "down", SCRIPT: "failed"}),
+    TrackCase("clearing one of two sources keeps FAULT", backup,
+              inputs=(("fault", LINK, "down"), ("fault", SCRIPT, "failed"), ("fault", LINK, None)),
+              state=State.FAULT, actions=("state BACKUP->FAULT fault",), faults={SCRIPT: "failed"}),
+    TrackCase("clearing the last source leaves FAULT", backup,
+              inputs=(("fault", LINK, "down"), ("fault", SCRIPT, "failed"), ("fault", LINK, None),
+                      ("fault", SCRIPT, None)),
+              actions=("state BACKUP->FAULT fault", "state FAULT->BACKUP fault_cleared")),
+    TrackCase("a new reason from the same source changes only the reason", backup,
+              inputs=(("fault", LINK, "down"), ("fault", LINK, "no carrier")), state=State.FAULT,
+              actions=("state BACKUP->FAULT fault",), faults={LINK: "no carrier"}),
+    TrackCase("clearing a source that never reported is a no-op", backup, inputs=(("fault", SCRIPT, None),)),
+    TrackCase("master: the first reason sends priority 0", master, inputs=(("fault", SCRIPT, "failed"),),
+              state=State.FAULT, actions=("state MASTER->FAULT fault", "advert 0 fault", "release fault"),
+              faults={SCRIPT: "failed"}),
+    TrackCase("a fault before startup starts in FAULT", initial,
+              inputs=(("fault", LINK, "down"), ("start",)), state=State.FAULT,
+              actions=("state INIT->FAULT init_fault", "release init_fault"), faults={LINK: "down"}),
+    TrackCase("a fault cleared before startup starts in BACKUP", initial,
+              inputs=(("fault", LINK, "down"), ("fault", LINK, None), ("start",)),
+              actions=("state INIT->BACKUP init", "release init")),
+    TrackCase("deltas sum", backup, inputs=(("delta", SCRIPT, -20), ("delta", FILE, 5)), priority=85,
+              actions=("priority 100->80", "priority 80->85")),
+    TrackCase("a zero delta removes the source", backup, inputs=(("delta", SCRIPT, -20), ("delta", SCRIPT, 0)),
+              actions=("priority 100->80", "priority 80->100")),
+    TrackCase("a delta replaces the same source's old one", backup,
+              inputs=(("delta", SCRIPT, -20), ("delta", SCRIPT, -30)), priority=70,
+              actions=("priority 100->80", "priority 80->70")),
+    TrackCase("the sum clamps at 254", backup, inputs=(("delta", SCRIPT, 200), ("delta", FILE, 100)), priority=254,
+              actions=("priority 100->254",)),
+    TrackCase("the sum clamps at 1", backup, inputs=(("delta", SCRIPT, -99), ("delta", FILE, -200)), priority=1,
+              actions=("priority 100->1",)),
+    TrackCase("clamped deltas still count when one goes", backup,
+              inputs=(("delta", SCRIPT, 200), ("delta", FILE, -100), ("delta", SCRIPT, 0)), priority=1,
+              actions=("priority 100->254", "priority 254->200", "priority 200->1")),
+    TrackCase("the owner's priority is never adjusted", master, OWNER,
+              inputs=(("delta", SCRIPT, -100), ("delta", FILE, 10)), state=State.MASTER, priority=255),
+    TrackCase("the owner does go to FAULT", master, OWNER, inputs=(("fault", LINK, "down"),), state=State.FAULT,
+              priority=255, actions=("state MASTER->FAULT fault", "advert 0 fault", "release fault"),
+              faults={LINK: "down"}),
+    TrackCase("a delta in FAULT applies, nothing else happens", fault, inputs=(("delta", SCRIPT, -10),),
+              state=State.FAULT, priority=90, actions=("priority 100->90",), faults={LINK: "interface lan0 is down"}),
+]
+
+
+@pytest.mark.parametrize("case", TRACK_CASES, ids=[c.name for c in TRACK_CASES])
+def test_fault_reasons_and_priority_deltas(case: TrackCase) -> None:
+    r, t = case.setup(**case.kw)
+    now = (t + S) / S
+    for kind, *args in case.inputs:
+        if kind == "fault":
+            r.set_fault(*args, now)
+        elif kind == "delta":
+            r.set_priority_delta(*args, now)
+        else:
+            r.startup(now)
+    assert r.state is case.state
+    assert r.priority == case.priority and r.base_priority == case.kw.get("priority", 100)
+    assert tuple(map(short, drain(r))) == case.actions
+    assert r.faults == case.faults
+
+
+def test_master_with_a_lower_effective_priority_keeps_advertising_it() -> None:
+    r, t = master(priority=150)
+    r.set_priority_delta("script:chk", -60, (t + S // 2) / S)
+    assert [short(a) for a in drain(r)] == ["priority 150->90"]
+    r.handle_timer(r.get_timer())  # type: ignore[arg-type]
+    assert r.state is State.MASTER and [short(a) for a in drain(r)] == ["advert 90 periodic"]
+    # A backup of priority 100 hears it and preempts by the normal rules (tests/core/test_election.py).
+
+
+def test_reconfigure_keeps_the_state_and_applies_the_new_values() -> None:
+    r, t = master(priority=150)
+    new = config(priority=120, source=HIGHER, advert_int_us=2 * S)
+    r.set_priority_delta("script:chk", -10, (t + 1) / S)
+    drain(r)
+    r.reconfigure(new, (t + 2) / S)
+    assert r.config is new and r.state is State.MASTER
+    assert r.priority == 110 and r.master_address == HIGHER
+    assert [short(a) for a in drain(r)] == ["priority 140->110"]
+    r.handle_timer(r.get_timer())  # type: ignore[arg-type]
+    [advert_action] = [a for a in drain(r) if isinstance(a, SendAdvert)]
+    assert advert_action.advert.priority == 110 and advert_action.advert.adver_int == 2
+    assert timer_us(r) == t + S + 2 * S  # the next advert comes at the new interval
+    # The source is also the tie-break: an equal-priority advert from a lower address is answered.
+    r.receive(advert(110, interval=2), OURS, r.get_timer() - 0.5)  # type: ignore[operator]
+    assert "notice lower_priority" in [short(a) for a in drain(r)]
+
+
+def test_reconfigure_refuses_another_instance() -> None:
     r, _ = backup()
-    r.set_priority(300, T0 / S)
-    r.set_priority(-5, T0 / S)
-    assert [short(a) for a in drain(r)] == ["priority 100->254", "priority 254->1"]
-    owner, _ = backup(priority=255, initial_state=State.MASTER)
-    owner.set_priority(100, T0 / S)
-    assert drain(owner) == [] and owner.priority == 255
+    for bad in ({"vrid": 52}, {"name": "VI_2"}, {"version": 3, "advert_int_us": S}):
+        with pytest.raises(ValueError, match="reconfigure cannot change"):
+            r.reconfigure(config(**bad), T0 / S)
+    assert r.config == config()
 
 
 def test_master_adverts_carry_config_and_effective_priority() -> None:
     r, _ = master(priority=150, addresses=(VIP, A("198.51.100.101")), excluded_addresses=(A("203.0.113.5"),),
                auth_type=1, auth_pass=b"pw")
-    r.set_priority(120, r.get_timer())  # type: ignore[arg-type]
+    r.set_priority_delta("script:chk", -30, r.get_timer())  # type: ignore[arg-type]
     r.handle_timer(r.get_timer())  # type: ignore[arg-type]
     (send, *_) = [a for a in drain(r) if isinstance(a, SendAdvert)]
     assert send.advert == advert(120, addresses=(VIP, A("198.51.100.101")), auth_type=1, auth_data=b"pw" + bytes(6))
@@ -422,15 +533,15 @@ def test_periodic_adverts_reuse_one_advertisement_until_something_in_it_changes(
     backup.startup(T0 / S)
     backup.handle_timer(backup.get_timer())  # no master heard: takes over
     [taken] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
-    backup.set_priority(90, backup.get_timer())
-    backup.config = config(priority=100, initial_state=State.BACKUP, source=HIGHER)
+    backup.set_priority_delta("script:chk", -10, backup.get_timer())
+    backup.reconfigure(config(priority=100, initial_state=State.BACKUP, source=HIGHER), backup.get_timer())
     backup.handle_timer(backup.get_timer())
     [after] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
     assert after.priority == 90 and taken.priority == 100 and after is not taken
     backup.handle_timer(backup.get_timer())
     [same] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
     assert same is after
-    backup.config = config(priority=100, initial_state=State.BACKUP, source=OURS)
+    backup.reconfigure(config(priority=100, initial_state=State.BACKUP, source=OURS), backup.get_timer())
     backup.handle_timer(backup.get_timer())
     [renewed] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
     assert renewed == after and renewed is not after

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from pyvrrpd.core.actions import (
     AdvertReason,
@@ -43,11 +42,6 @@ VIP6 = ip("2001:db8:1::100")
 MAC = bytes.fromhex("020000000011")
 
 
-@pytest.fixture
-def anyio_backend():
-    return ("trio", {"clock": MockClock(autojump_threshold=0)})
-
-
 def make_plan(**changes) -> InstancePlan:
     router = RouterConfig(name="VI_1", vrid=51, source=SOURCE, addresses=(VIP,), version=3, advert_int_us=100_000)
     plan = InstancePlan(
@@ -57,7 +51,7 @@ def make_plan(**changes) -> InstancePlan:
                    AddressSpec(ipaddress.ip_interface("2001:db8:1::100/128"), dev="lan0")),
         routes=(RouteSpec(dst=ipaddress.ip_network("203.0.113.0/24"), via=ip("198.51.100.1")),),
         rules=(RuleSpec(src=ipaddress.ip_network("203.0.113.0/24"), table=100, priority=10),),
-        vmac=None, garp_interval_us=0, gna_interval_us=0, rcvbuf=None, ignored=(),
+        vmac=None, garp_interval_us=0, gna_interval_us=0, rcvbuf=None,
     )
     return replace(plan, **changes)
 

@@ -6,18 +6,12 @@ import ipaddress
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement
 from pyvrrpd.daemon.instance import Inbox, Packet, SetFault
 
 SRC = ipaddress.ip_address("198.51.100.12")
 ADVERT = Advertisement(3, ADVERTISEMENT, 51, 100, 1, 0, 10, 0, (ipaddress.ip_address("198.51.100.100"),), b"")
-
-
-@pytest.fixture
-def anyio_backend():
-    return ("trio", {"clock": MockClock(autojump_threshold=0)})
 
 
 @pytest.mark.anyio
@@ -59,19 +53,19 @@ async def test_full_inbox_refuses_adverts_but_never_control_items():
     inbox.send_nowait(Packet(ADVERT, SRC))
     with pytest.raises(anyio.WouldBlock):
         inbox.send_nowait(Packet(ADVERT, SRC))
-    inbox.put(SetFault(True, "link down"))
+    inbox.put(SetFault("link:lan0", "link down"))
     assert await inbox.receive(None) == Packet(ADVERT, SRC)
-    assert await inbox.receive(None) == SetFault(True, "link down")
+    assert await inbox.receive(None) == SetFault("link:lan0", "link down")
 
 
 @pytest.mark.anyio
 async def test_close_ends_the_stream_after_the_queued_items():
     inbox = Inbox(4)
-    inbox.put(SetFault(False))
+    inbox.put(SetFault("link:lan0", None))
     inbox.close()
     with pytest.raises(anyio.ClosedResourceError):
         inbox.send_nowait(Packet(ADVERT, SRC))
-    assert await inbox.receive(None) == SetFault(False)
+    assert await inbox.receive(None) == SetFault("link:lan0", None)
     with pytest.raises(anyio.EndOfStream):
         await inbox.receive(anyio.current_time() + 1)
 

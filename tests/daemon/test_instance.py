@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import anyio
 import pytest
-from trio.testing import MockClock
 
 from pyvrrpd.core.actions import ClaimAddresses, ReleaseAddresses, SendAdvert, State, StateChanged
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
-from pyvrrpd.daemon.instance import Inbox, Packet, SetFault, run_instance
+from pyvrrpd.daemon.instance import Inbox, Packet, Reconfigure, SetFault, SetPriorityDelta, run_instance
 
 VIP = ipaddress.ip_address("198.51.100.100")
-
-
-@pytest.fixture
-def anyio_backend():
-    return ("trio", {"clock": MockClock(autojump_threshold=0)})
 
 
 class Wire:
@@ -102,10 +97,10 @@ async def test_fault_from_inbox_gives_up_mastership():
     async with anyio.create_task_group() as tg:
         await tg.start(run_instance, d1, inbox, wire)
         await anyio.sleep(5)
-        inbox.put(SetFault(True, "link down"))
+        inbox.put(SetFault("link:lan0", "link down"))
         await anyio.sleep(0.1)
         assert d1.state is State.FAULT
-        inbox.put(SetFault(False))
+        inbox.put(SetFault("link:lan0", None))
         await anyio.sleep(5)
         assert d1.state is State.MASTER
         tg.cancel_scope.cancel()
@@ -119,3 +114,24 @@ async def test_closed_inbox_stops_the_instance_cleanly():
         await anyio.sleep(5)
         inbox.close()
     assert d1.state is State.INITIALIZE
+
+
+@pytest.mark.anyio
+async def test_fault_sources_deltas_and_reconfigure_go_through_the_inbox():
+    log, inbox, d1, wire = alone()
+    async with anyio.create_task_group() as tg:
+        await tg.start(run_instance, d1, inbox, wire)
+        await anyio.sleep(5)
+        inbox.put(SetFault("link:lan0", "link down"))
+        inbox.put(SetFault("script:chk", "exit status 1"))
+        inbox.put(SetFault("link:lan0", None))
+        await anyio.sleep(5)
+        assert d1.state is State.FAULT and d1.faults == {"script:chk": "exit status 1"}
+        inbox.put(SetPriorityDelta("file:flag", -20))
+        inbox.put(SetFault("script:chk", None))
+        new = replace(d1.config, source=ipaddress.ip_address("198.51.100.21"))
+        inbox.put(Reconfigure(new))
+        await anyio.sleep(5)
+        assert d1.state is State.MASTER and d1.priority == 130 and d1.config is new
+        assert [a.advert.priority for _, _, a in log if isinstance(a, SendAdvert)][-1] == 130
+        tg.cancel_scope.cancel()

@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from pyvrrpd.config import model
+from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import load
 from pyvrrpd.core.actions import State
-from pyvrrpd.daemon.plan import UNSPECIFIED, PlanError, pick_source, plan_instance, plan_instances
+from pyvrrpd.daemon.plan import UNSPECIFIED, PlanError, check_link, pick_source, plan_instance, plan_instances
 from pyvrrpd.net.specs import RouteSpec, RuleSpec
 
 ip = ipaddress.ip_address
@@ -25,7 +27,16 @@ def load_config(tmp_path, text: str):
 
 
 def plans(tmp_path, text: str):
-    return plan_instances(load_config(tmp_path, text))
+    plans, problems = plan_instances(load_config(tmp_path, text))
+    assert problems == []
+    return plans
+
+
+def problems(tmp_path, text: str) -> list[tuple[str, str]]:
+    """The planning errors as ("LINE:COL", message)."""
+    plans, diags = plan_instances(load_config(tmp_path, text))
+    assert all(d.severity is Severity.ERROR for d in diags)
+    return [(f"{d.span.line}:{d.span.col}", d.message) for d in diags]
 
 
 def instance(body: str, global_defs: str = "") -> str:
@@ -53,7 +64,7 @@ def test_v2_multicast_defaults(tmp_path):
     assert (p.interface, p.family, p.group, p.peers, p.ttl) == ("lan0", 4, ip("224.0.0.18"), (), 255)
     assert p.pseudo_header and not p.old_unicast_checksum
     assert [(str(s.address), s.dev) for s in p.addresses] == [("198.51.100.100/32", "lan0")]
-    assert p.vmac is None and p.xmit_interface == "lan0" and p.src_ip is None and p.ignored == ()
+    assert p.vmac is None and p.xmit_interface == "lan0" and p.src_ip is None
 
 
 def test_state_master_priority_255_is_the_owner(tmp_path):
@@ -167,7 +178,6 @@ def test_strict_mode(tmp_path):
     [p] = plans(tmp_path, instance(BASIC, "vrrp_strict\nvrrp_version 3"))
     r = p.router
     assert not r.accept and r.lower_prio_no_advert and r.garp_lower_prio_repeat == 0
-    assert not any("no_accept" in item for item in p.ignored)  # enforced with nftables rules
 
 
 def test_preemption_settings(tmp_path):
@@ -183,8 +193,12 @@ def test_v2_password_and_ah_refused(tmp_path):
     assert (p.router.auth_type, p.router.auth_pass) == (1, b"secret12")
     [p] = plans(tmp_path, instance(BASIC + auth % "PASS", "vrrp_version 3"))
     assert (p.router.auth_type, p.router.auth_pass) == (0, b"")  # v3 has no authentication
-    with pytest.raises(PlanError, match="VI_1: AH authentication is not supported"):
-        plans(tmp_path, instance(BASIC + auth % "AH"))
+    # AH is a config error; planning keeps refusing it as a guard, with the instance's span.
+    config = load_config(tmp_path, instance(BASIC + auth % "PASS"))
+    [inst] = config.instances
+    with pytest.raises(PlanError, match="VI_1: AH authentication is not supported") as caught:
+        plan_instance(replace(inst, auth_type=model.AuthType.AH), config.global_defs)
+    assert caught.value.span == inst.span
 
 
 def test_routes_and_rules_drop_keepalived_annotations(tmp_path):
@@ -200,24 +214,87 @@ def test_routes_and_rules_drop_keepalived_annotations(tmp_path):
     assert p.rules == (RuleSpec(src=ipaddress.ip_network("203.0.113.0/24"), table=100, priority=10),)
 
 
-def test_unsupported_features_are_listed(tmp_path):
-    [p] = plans(tmp_path, """
-        vrrp_script chk {
-            script "/bin/true"
-        }
-        vrrp_instance VI_1 {
-            interface lan0
-            virtual_router_id 51
-            track_script {
-                chk
-            }
-            notify_master "/bin/true"
-            virtual_ipaddress {
-                198.51.100.100
-            }
-        }
-    """)
-    assert p.ignored == ("track_script", "notify_master")
+def test_what_the_daemon_cannot_run_is_an_error_with_its_span(tmp_path):
+    text = """
+vrrp_instance VI_1 {
+    virtual_router_id 51
+    unicast_src_ip 198.51.100.11
+    unicast_peer {
+        198.51.100.12
+    }
+    virtual_ipaddress {
+        198.51.100.100
+    }
+}
+vrrp_instance VI_2 {
+    interface lan0
+    virtual_router_id 52
+    use_vmac vrrp.53
+    virtual_ipaddress {
+        198.51.100.102
+    }
+}
+vrrp_instance VI_3 {
+    interface lan0
+    virtual_router_id 53
+    use_vmac
+    virtual_ipaddress {
+        198.51.100.103
+    }
+    virtual_routes {
+        203.0.113.0/24 dev lan0 realms 5
+    }
+    virtual_rules {
+        from 203.0.113.0/24 table 100 ipproto tcp
+    }
+}
+"""
+    assert problems(tmp_path, text) == [
+        ("2:1", "vrrp_instance VI_1: an 'interface' is required"),
+        ("20:1", "vrrp_instance VI_3: VMAC name vrrp.53 is used by another instance; give use_vmac a name"),
+        ("28:9", "vrrp_instance VI_3: virtual_routes '203.0.113.0/24 dev lan0 realms 5': route: "
+                 "unsupported word 'realms'"),
+        ("31:9", "vrrp_instance VI_3: virtual_rules 'from 203.0.113.0/24 table 100 ipproto tcp': rule: "
+                 "unsupported word 'ipproto'"),
+    ]
+    text = text.replace("use_vmac vrrp.53", "use_vmac vrrp-x").replace(" realms 5", "").replace(" ipproto tcp", "")
+    assert problems(tmp_path, text) == [("2:1", "vrrp_instance VI_1: an 'interface' is required")]
+
+
+def test_a_router_config_the_core_refuses_is_an_error(tmp_path):
+    config = load_config(tmp_path, instance(BASIC))
+    [inst] = config.instances
+    broken = replace(config, instances=(replace(inst, down_timer_adverts=0),))
+    [], [diag] = plan_instances(broken)
+    assert diag.span == inst.span and diag.severity is Severity.ERROR
+    assert diag.message == "VRRP instance VI_1: down_timer_adverts must be in 1-100"
+
+
+class Link:
+    def __init__(self, up=True, running=True, ipv4=ip("198.51.100.11"), ipv6_link_local=ip("fe80::11")):
+        self.up, self.running, self.ipv4, self.ipv6_link_local = up, running, ipv4, ipv6_link_local
+
+
+V6 = "interface lan0\nvirtual_router_id 52\nvirtual_ipaddress {\n fe80::100/64\n}"
+
+
+@pytest.mark.parametrize("body, link, socket_problem, reason, source", [
+    (BASIC, None, None, "interface lan0 does not exist", None),
+    (BASIC, Link(up=False), None, "interface lan0 is down", None),
+    (BASIC, Link(running=False), None, "interface lan0 has no carrier", None),
+    (BASIC, Link(ipv4=None), None, "interface lan0 has no IPv4 address to send adverts from", None),
+    (V6, Link(ipv6_link_local=None), None, "interface lan0 has no IPv6 link-local address to send adverts from",
+     None),
+    (BASIC + "mcast_src_ip 198.51.100.99", Link(ipv4=None), None, None, "198.51.100.99"),
+    (BASIC, Link(), "cannot open the socket", "cannot open the socket", "198.51.100.11"),
+    (BASIC, Link(), None, None, "198.51.100.11"),
+    (V6, Link(), None, None, "fe80::11"),
+], ids=["missing", "down", "no-carrier", "no-ipv4", "no-link-local", "configured-source", "socket", "ok", "ok-v6"])
+def test_check_link(tmp_path, body, link, socket_problem, reason, source):
+    [p] = plans(tmp_path, instance(body))
+    verdict = check_link(p, link, socket_problem)
+    assert verdict.reason == reason
+    assert verdict.source == (None if source is None else ip(source))
 
 
 def test_checksum_knobs_reach_the_plan(tmp_path):

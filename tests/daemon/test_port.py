@@ -131,3 +131,43 @@ async def test_checksum_form_of_accepted_v3_ipv4_adverts_is_counted():
     port.handle(packet())  # pseudo-header form, as keepalived 2.2.7 sends
     port.handle(packet(payload=encode(adv, family=4, src=PEER, dst=GROUP, pseudo_header=False)))  # RFC 9568
     assert port.stats.checksum_forms == {ChecksumForm.PSEUDO_HEADER: 1, ChecksumForm.MESSAGE: 1}
+
+
+@pytest.mark.anyio
+async def test_remove_unregisters_a_member_and_forgets_what_only_it_needed():
+    port = Port("lan0", 4, log=Log())
+    m1, inbox1 = member("VI_1")
+    m2, inbox2 = member("VI_2", vrid=52)
+    other_group = ip("224.0.0.99")
+    port.add(m1, GROUP, rcvbuf=4 << 20)
+    port.add(m2, other_group)
+    assert port.groups == {GROUP, other_group} and port.rcvbuf == 4 << 20
+    port.remove(m1)
+    port.remove(m1)  # twice: nothing happens
+    assert port.groups == {other_group} and port.rcvbuf == 1 << 20 and not port.empty
+    port.handle(packet(vrid=51))
+    port.handle(packet(vrid=52))
+    assert port.stats.unknown_vrid == 1 and port.stats.delivered == 1
+    assert inbox2.receive_nowait().advert.vrid == 52
+    with pytest.raises(anyio.WouldBlock):
+        inbox1.receive_nowait()
+    port.remove(m2)
+    assert port.empty and port.groups == set()
+
+
+@pytest.mark.anyio
+async def test_add_joins_a_new_group_on_an_open_socket():
+    class Sock:
+        joined: list = []
+
+        def join(self, group):
+            self.joined.append(group)
+
+    port = Port("lan0", 4, log=Log())
+    port.add(member("VI_1")[0], GROUP)
+    port.sock = Sock()
+    port.add(member("VI_2", vrid=52)[0], GROUP)
+    port.add(member("VI_3", vrid=53)[0], ip("224.0.0.99"))
+    port.add(member("VI_4", vrid=54, peers=(PEER,))[0], None)
+    assert port.sock.joined == [ip("224.0.0.99")]
+    port.sock = None

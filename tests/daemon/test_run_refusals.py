@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is 
                                 reason="needs root and unshare for an empty network namespace")
 
 
-def run(conf: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "--net", PYVRRPD, "-f", str(conf), "--log-format", "json"],
+def run(conf: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "--net", PYVRRPD, "-f", str(conf), "--log-format", "json", *flags],
                           capture_output=True, text=True, timeout=30, env={**os.environ, "NO_COLOR": "1"})
 
 
@@ -33,20 +33,48 @@ def test_config_errors_exit_1_with_diagnostics(tmp_path):
     assert f"{conf}:1:" in result.stderr and "virtual_router_id" in result.stderr
 
 
-def test_valid_keepalived_config_that_pyvrrpd_cannot_run_exits_1(tmp_path):
-    conf = tmp_path / "ah.conf"
-    conf.write_text("""vrrp_instance VI_1 {
+ROUTE = """vrrp_instance VI_1 {
     interface lan0
     virtual_router_id 51
-    authentication {
-        auth_type AH
-        auth_pass secret
-    }
     virtual_ipaddress {
         198.51.100.100
     }
+    virtual_routes {
+        203.0.113.0/24 dev lan0 realms 5
+    }
 }
-""")
+"""
+
+
+def test_valid_keepalived_config_that_pyvrrpd_cannot_run_exits_1_like_the_check(tmp_path):
+    conf = tmp_path / "route.conf"
+    conf.write_text(ROUTE)
+    diagnostic = (f"{conf}:8:9: error: vrrp_instance VI_1: virtual_routes '203.0.113.0/24 dev lan0 realms 5': "
+                  "route: unsupported word 'realms'")
     result = run(conf)
     assert result.returncode == 1
-    assert "VI_1: AH authentication is not supported; not starting" in result.stderr
+    assert diagnostic in result.stderr.splitlines()
+    assert result.stderr.endswith(f"{conf}: 1 error(s); not starting\n")
+    check = subprocess.run([PYVRRPD, "--check-config", "--no-host-checks", "-f", str(conf)], capture_output=True,
+                           text=True, timeout=30, env={**os.environ, "NO_COLOR": "1"})
+    assert check.returncode == 1 and diagnostic in check.stderr.splitlines()
+
+
+def test_ah_authentication_is_refused(tmp_path):
+    conf = tmp_path / "ah.conf"
+    conf.write_text(ROUTE.replace(" realms 5", "").replace(
+        "    virtual_ipaddress", "    authentication {\n        auth_type AH\n        auth_pass secret\n    }\n"
+        "    virtual_ipaddress"))
+    result = run(conf)
+    assert result.returncode == 1
+    assert f"{conf}:" in result.stderr and "AH authentication" in result.stderr
+    assert result.stderr.endswith("; not starting\n")
+
+
+def test_checker_subsystem_alone_is_not_implemented_yet(tmp_path):
+    conf = tmp_path / "ok.conf"
+    conf.write_text(ROUTE.replace(" realms 5", ""))
+    result = run(conf, "-C")
+    assert result.returncode == 1
+    assert result.stderr == ("pyvrrpd: -C/--check runs only the health-checker subsystem, which is not "
+                             "implemented yet; nothing to run\n")

@@ -15,7 +15,6 @@ the frr user can write); the fixture kills them by the PIDs in their pid files a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -39,8 +38,6 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(not (FRR_BIN / "vrrpd").exists() or shutil.which("vtysh") is None,
                        reason="FRR (zebra, vrrpd, vtysh) is not installed"),
-    pytest.mark.skipif(importlib.util.find_spec("pyvrrpd.daemon.supervisor") is None,
-                       reason="the pyvrrpd daemon runtime (pyvrrpd.daemon.supervisor) is not there yet"),
 ]
 
 VRID, VIP4 = 51, "198.51.100.100"

@@ -11,7 +11,6 @@ ordinary lower-priority one. Timing is measured in bench/failover.py, never asse
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -28,8 +27,6 @@ pytestmark = [
     pytest.mark.net,
     pytest.mark.interop,
     pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed"),
-    pytest.mark.skipif(importlib.util.find_spec("pyvrrpd.daemon.supervisor") is None,
-                       reason="the pyvrrpd daemon runtime (pyvrrpd.daemon.supervisor) is not there yet"),
 ]
 
 PROBE = Path(__file__).with_name("probe.py")

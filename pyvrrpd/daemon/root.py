@@ -1,0 +1,318 @@
+"""The daemon root: the process around the subsystems.
+
+    pyvrrpd -f FILE  →  run_daemon(): load + verdict (the same check as --check-config), then Root.run()
+
+The root owns what belongs to the process, and nothing else:
+
+* the config: loaded at start (any error: the diagnostics on stderr, exit 1, nothing touched) and again on
+  SIGHUP, in a worker thread so the event loop never waits for it;
+* the signals: SIGTERM/SIGINT stop, SIGHUP reloads (SIGUSR1/SIGUSR2 are not handled yet);
+* the pid file, written once the signal handlers are in place and removed on exit;
+* the subsystems (``daemon/subsystem.py``): started one after the other in one task group, each in its
+  own cancel scope, and stopped in reverse order, each one finished before the next is cancelled, so
+  VRRP gives up its VIPs before the LVS rules behind them go (once there is an LVS subsystem);
+* one read-only snapshot: process information plus every subsystem's own snapshot under its name.
+
+A reload parses the file into a new model; with any error the running config stays and every diagnostic
+is logged. Otherwise each subsystem is asked to ``reconfigure``; one that answers why not (VRRP does for
+now) keeps its running config, and the root logs that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from pyvrrpd import __version__
+from pyvrrpd.config import model
+from pyvrrpd.config.diagnostics import Severity
+from pyvrrpd.config.load import Loaded
+from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+PROCESS = "process"  # the snapshot's key for the root's own information
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One subsystem as the root runs it."""
+
+    sub: Subsystem
+    scope: anyio.CancelScope | None = None  # made when it is hosted (a scope needs the event loop)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    hosted: bool = False  # its task exists
+    started: bool = False  # it called task_status.started()
+
+
+class _Status:
+    """Forwards ``started()`` once; lets the root release a waiting ``tg.start()`` if the subsystem ends
+    (stopped early, or failed) before it was ready."""
+
+    def __init__(self, entry: _Entry, inner) -> None:
+        self._entry, self._inner = entry, inner
+
+    def started(self, value=None) -> None:
+        if not self._entry.started:
+            self._entry.started = True
+            self._inner.started(value)
+
+
+class Root:
+    def __init__(self, config: model.Config, subsystems: Sequence[Subsystem], *, log,
+                 load: Callable[[], Loaded], pid_file: str | None = None, config_file: str = "") -> None:
+        """``load`` loads and checks the config file again (for SIGHUP); it runs in a worker thread."""
+        names = [sub.name for sub in subsystems]
+        if len(set(names)) != len(names) or PROCESS in names:
+            raise ValueError(f"subsystem names must be unique and not {PROCESS!r}: {names}")
+        self.config = config
+        self.log = log
+        self.pid_file = pid_file
+        self.config_file = config_file
+        self._load = load
+        self._entries = [_Entry(sub) for sub in subsystems]
+        self._stop = anyio.Event()
+        self._exit = EXIT_OK
+        self._state = "starting"
+        self._started_at: float | None = None
+        self._tg = None
+        self._reload_scope: anyio.CancelScope | None = None
+        self._reload_again = False
+        self._reloads = {"requested": 0, "applied": 0, "refused": 0, "failed": 0}
+
+    # -- the process ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or a subsystem fails); the exit status."""
+        log = self.log
+        self._started_at = time.time()
+        log.info(f"Starting pyvrrpd v{__version__}", pid=os.getpid(), instances=len(self.config.instances))
+        # Installed first: from here on SIGTERM/SIGINT mean "stop cleanly", never "die". The pid file
+        # is written after it, so whoever waits for the pid file may signal at once.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            if not self._write_pid_file():
+                return EXIT_FAILURE
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._signals, signals, name="signals")
+                    await self._run_subsystems()
+                    tg.cancel_scope.cancel()  # the signal task
+            finally:
+                self._remove_pid_file()
+        log.info(f"Stopped pyvrrpd v{__version__}")
+        return self._exit
+
+    async def _run_subsystems(self) -> None:
+        tg = self._tg
+        for entry in self._entries:
+            if self._stop.is_set():
+                break
+            entry.scope = anyio.CancelScope()
+            entry.hosted = True
+            await tg.start(self._host, entry, name=f"subsystem {entry.sub.name}")
+        if not self._stop.is_set():
+            self._state = "running"
+            # What exists now (config model, plans, pyroute2, routers) lives as long as the daemon: keep it
+            # out of the cyclic collector's sight, so no full collection rescans it between two adverts.
+            gc.collect()
+            gc.freeze()
+        await self._stop.wait()
+        self._state = "stopping"
+        for entry in reversed(self._entries):
+            if entry.hosted:
+                entry.scope.cancel()
+                await entry.done.wait()
+
+    async def _host(self, entry: _Entry, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        sub = entry.sub
+        try:
+            with entry.scope:
+                await sub.run(task_status=_Status(entry, task_status))
+            if not entry.scope.cancel_called:
+                self._fail(f"the {sub.name} subsystem stopped by itself")
+        except SubsystemError as exc:
+            self._fail(f"{sub.name}: {exc}")
+        finally:
+            entry.done.set()
+            _Status(entry, task_status).started()  # a tg.start() still waiting must return
+
+    def _fail(self, message: str) -> None:
+        self.log.error(message)
+        self._exit = EXIT_FAILURE
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Stop every subsystem, in reverse order of start, then return from run()."""
+        self._stop.set()
+        if self._reload_scope is not None:
+            self._reload_scope.cancel()
+        for entry in self._entries:
+            if entry.hosted and not entry.started:
+                entry.scope.cancel()  # still starting (a start-up delay, say): do not wait for it
+
+    async def _signals(self, signals) -> None:
+        async for signum in signals:
+            if self._stop.is_set():
+                continue
+            if signum == signal.SIGHUP:
+                self.request_reload()
+                continue
+            self.log.info("Stopping", signal=signal.Signals(signum).name)
+            self.request_stop()
+
+    def _write_pid_file(self) -> bool:
+        if not self.pid_file:
+            return True
+        try:
+            with open(self.pid_file, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            self.log.error(f"cannot write pid file {self.pid_file}: {exc.strerror}")
+            return False
+        return True
+
+    def _remove_pid_file(self) -> None:
+        if self.pid_file:
+            try:
+                os.unlink(self.pid_file)
+            except OSError:
+                pass
+
+    # -- reload -----------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background; one that comes during a reload runs once that one is over."""
+        if self._stop.is_set() or self._tg is None:
+            return
+        if self._reload_scope is not None:
+            self._reload_again = True
+            return
+        self._reload_scope = anyio.CancelScope()
+        self._tg.start_soon(self._reloads_task, self._reload_scope, name="reload")
+
+    async def _reloads_task(self, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                while True:
+                    self._reload_again = False
+                    await self.reload()
+                    if not self._reload_again:
+                        break
+        finally:
+            self._reload_scope = None
+
+    async def reload(self) -> bool:
+        """Load the config again and hand it to every running subsystem. True if all of them took it."""
+        log = self.log
+        self._reloads["requested"] += 1
+        log.info("Reloading", file=self.config_file)
+        loaded = await anyio.to_thread.run_sync(self._load, abandon_on_cancel=True)
+        if loaded.config is None or not loaded.ok:
+            for diag in loaded.diagnostics:
+                if diag.severity is not Severity.NOTE:
+                    level = log.error if diag.severity is Severity.ERROR else log.warning
+                    level(f"config: {diag.message}", where=str(diag.span) if diag.span else self.config_file)
+            log.error(f"reload: {loaded.errors} error(s) in {self.config_file}; keeping the running configuration")
+            self._reloads["failed"] += 1
+            return False
+        _log_warnings(log, loaded, self.config_file)
+        applied = True
+        for entry in self._entries:
+            if not entry.started or entry.done.is_set():
+                continue
+            try:
+                why = await entry.sub.reconfigure(loaded.config)
+            except SubsystemError as exc:
+                why = str(exc)
+            if why is None:
+                log.info(f"{entry.sub.name}: reconfigured")
+            else:
+                log.info(f"{entry.sub.name}: {why}; keeping the running configuration")
+                applied = False
+        if applied:
+            self.config = loaded.config
+            self._reloads["applied"] += 1
+        else:
+            self._reloads["refused"] += 1
+        return applied
+
+    # -- what it knows ----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """Read-only and JSON-able: {"process": {...}, <subsystem name>: <its snapshot>, ...}."""
+        snap: dict = {PROCESS: {
+            "pid": os.getpid(),
+            "version": __version__,
+            "config_file": self.config_file,
+            "state": self._state,
+            "started_at": self._started_at,
+            "subsystems": [e.sub.name for e in self._entries],
+            "reloads": dict(self._reloads),
+        }}
+        for entry in self._entries:
+            snap[entry.sub.name] = entry.sub.snapshot()
+        return snap
+
+
+def _log_warnings(log, loaded: Loaded, where: str) -> None:
+    for diag in loaded.diagnostics:
+        if diag.severity is Severity.WARNING:
+            log.warning(f"config: {diag.message}", where=str(diag.span) if diag.span else where)
+
+
+def load_checked(args: argparse.Namespace) -> Loaded:
+    """The config as the daemon takes it: loaded like --check-config does, with the daemon's verdict."""
+    from pyvrrpd.config.load import load
+    from pyvrrpd.daemon.verdict import verdict
+
+    return verdict(load(args.file, config_id=args.config_id, host_checks=not args.no_host_checks))
+
+
+def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> list[Subsystem]:
+    """The subsystems to run, in start order. ``-P`` asks for VRRP only, ``-C`` for the checkers only.
+
+    Where the next ones go: the LVS checkers before VRRP (the IPVS table should be in place before a VIP
+    attracts traffic, and go after the VIPs on stop); the trackers (they get VRRP as their ``TrackSink``)
+    and the control API (it reads ``Root.snapshot``) after it.
+    """
+    from pyvrrpd.daemon.vrrp import Vrrp
+
+    return [Vrrp(config, log)]
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    """`pyvrrpd -f FILE`: run in the foreground until SIGTERM/SIGINT. Returns the exit status."""
+    from pyvrrpd.config.diagnostics import render_all
+    from pyvrrpd.observe import logs
+
+    logs.configure(args.log_format, args.log_level)
+    log = logs.get("pyvrrpd")
+    if args.checkers_only:
+        sys.stderr.write("pyvrrpd: -C/--check runs only the health-checker subsystem, which is not implemented "
+                         "yet; nothing to run\n")
+        return EXIT_FAILURE
+    loaded = load_checked(args)
+    if loaded.config is None or not loaded.ok:
+        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        sys.stderr.write(render_all(loaded.diagnostics, color=color) + "\n")
+        sys.stderr.write(f"{args.file}: {loaded.errors} error(s); not starting\n")
+        return EXIT_FAILURE
+    _log_warnings(log, loaded, args.file)
+    try:
+        subsystems = build_subsystems(args, loaded.config, log)
+    except SubsystemError as exc:
+        sys.stderr.write(f"pyvrrpd: {args.file}: {exc}; not starting\n")
+        return EXIT_FAILURE
+    root = Root(loaded.config, subsystems, log=log, load=functools.partial(load_checked, args),
+                pid_file=args.pid, config_file=args.file)
+    return anyio.run(root.run, backend="asyncio")
