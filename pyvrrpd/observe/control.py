@@ -47,19 +47,24 @@ def parse_listen(text: str) -> tuple[str, int]:
 class ControlServer:
     name = "control"
 
-    def __init__(self, snapshot: Callable[[], dict], *, unix_path: str | None = DEFAULT_SOCKET,
+    def __init__(self, snapshot: Callable[[], dict] = dict, *, unix_path: str | None = DEFAULT_SOCKET,
                  tcp: tuple[str, int] | None = None, healthy: Callable[[], str | None] | None = None,
                  log=None) -> None:
         self._snapshot = snapshot
         self._healthy = healthy or (lambda: None)
+        self.listening: list[str] = []
         self.unix_path = unix_path
         self.tcp = tcp
         self.log = log
         self.requests: Counter[str] = Counter()
         self.errors = 0
 
+    def attach(self, snapshot: Callable[[], dict], healthy: Callable[[], str | None]) -> None:
+        """What to serve: the daemon root's snapshot and health (the root is made after its subsystems)."""
+        self._snapshot, self._healthy = snapshot, healthy
+
     def snapshot(self) -> dict:
-        return {"socket": self.unix_path, "tcp": f"{self.tcp[0]}:{self.tcp[1]}" if self.tcp else None,
+        return {"listening": list(self.listening), "socket": self.unix_path, "tcp": f"{self.tcp[0]}:{self.tcp[1]}" if self.tcp else None,
                 "counters": {"requests": dict(self.requests), "errors": self.errors}}
 
     async def reconfigure(self, config) -> str | None:
@@ -112,24 +117,39 @@ class ControlServer:
         await runner.setup()
         try:
             if self.unix_path:
-                _prepare_socket_path(self.unix_path)
-                await web.UnixSite(runner, self.unix_path).start()
-                os.chmod(self.unix_path, 0o660)
+                try:
+                    _prepare_socket_path(self.unix_path)
+                    await web.UnixSite(runner, self.unix_path).start()
+                    os.chmod(self.unix_path, 0o660)
+                    self.listening.append(self.unix_path)
+                except OSError as exc:
+                    self._cannot(self.unix_path, exc)
             if self.tcp:
-                await web.TCPSite(runner, self.tcp[0], self.tcp[1], reuse_address=True).start()
-            if self.log is not None:
-                where = [w for w in (self.unix_path, self.tcp and f"{self.tcp[0]}:{self.tcp[1]}") if w]
-                self.log.info(f"control endpoint listening on {', '.join(where)}")
+                where = f"{self.tcp[0]}:{self.tcp[1]}"
+                try:
+                    await web.TCPSite(runner, self.tcp[0], self.tcp[1], reuse_address=True).start()
+                    self.listening.append(where)
+                except OSError as exc:
+                    self._cannot(where, exc)
+            if self.log is not None and self.listening:
+                self.log.info(f"control endpoint listening on {', '.join(self.listening)}")
             task_status.started()
             await anyio.sleep_forever()
         finally:
             with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                 await runner.cleanup()
-            if self.unix_path:
+            if self.unix_path in self.listening:
                 try:
                     os.unlink(self.unix_path)
                 except OSError:
                     pass
+
+    def _cannot(self, where: str, exc: OSError) -> None:
+        """Not being able to listen costs the status endpoint, never VRRP: log it, count it, run on."""
+        self.errors += 1
+        if self.log is not None:
+            self.log.error(f"control endpoint: cannot listen on {where}: {exc.strerror or exc}; "
+                           "running without it (pyvrrpd status will not reach this daemon)")
 
 
 def _prepare_socket_path(path: str) -> None:

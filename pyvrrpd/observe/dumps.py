@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Mapping
 
-from pyvrrpd.observe.metrics import STATE_NUMBER
+from pyvrrpd.observe.metrics import STATE_NUMBER, instance_counters
 
 DATA_FILE = "keepalived.data"
 STATS_FILE = "keepalived.stats"
@@ -52,16 +52,15 @@ def _us_to_s(us: object) -> float | int:
 
 
 def _discards(inst: Mapping) -> Mapping[str, int]:
-    counters = inst.get("counters") or {}
     merged: dict[str, int] = {}
-    for reason, n in (counters.get("discarded") or {}).items():
+    for reason, n in (instance_counters(inst).get("discarded") or {}).items():
         merged[str(reason)] = merged.get(str(reason), 0) + int(n)
     return merged
 
 
 def instance_stats(inst: Mapping) -> dict[str, int]:
     """keepalived's ``stats`` object for one instance (key order as keepalived writes it)."""
-    c = inst.get("counters") or {}
+    c = instance_counters(inst)
     discards = _discards(inst)
     stats = {
         "advert_rcvd": int(c.get("adverts_rx", 0)),
@@ -102,8 +101,8 @@ def instance_data(inst: Mapping) -> dict[str, object]:
         "lower_prio_no_advert": int(bool(inst.get("lower_prio_no_advert"))),
         "higher_prio_send_advert": int(bool(inst.get("higher_prio_send_advert"))),
         "vrid": int(inst.get("vrid", 0)),
-        "base_priority": int(inst.get("priority", 0)),
-        "effective_priority": int(inst.get("effective_priority", inst.get("priority", 0))),
+        "base_priority": int(inst.get("base_priority", 0)),
+        "effective_priority": int(inst.get("effective_priority", inst.get("base_priority", 0))),
         "vipset": inst.get("state") == "MASTER",
         "promote_secondaries": False,
         "adver_int": _us_to_s(inst.get("advert_int_us", 1_000_000)),
@@ -118,7 +117,7 @@ def instance_data(inst: Mapping) -> dict[str, object]:
         "notify_deleted": False,
         "vips": [_vip_text(v, inst) for v in inst.get("vips") or ()],
         "auth_type": auth_type,
-        "auth_data": inst.get("auth_pass") or "",
+        "auth_data": "",  # keepalived writes the password here; pyvrrpd never puts it in a report
     }
 
 
@@ -192,8 +191,8 @@ def render_data(snapshot: Mapping) -> str:
                 f"   Preempt = {'disabled' if d['nopreempt'] else 'enabled'}",
                 f"   Preempt delay = {d['preempt_delay']} secs",
                 f"   Master priority = {d['master_priority']}",
-                f"   Master address = {inst.get('master') or '(none)'}"]
-        for source, reason in (inst.get("fault_reasons") or {}).items():
+                f"   Master address = {inst.get('master_address') or '(none)'}"]
+        for source, reason in (inst.get("faults") or {}).items():
             out.append(f"   Fault reason = {source}: {reason}")
         if d["vips"]:
             out.append(f"   Virtual IP ({len(d['vips'])}):")

@@ -83,21 +83,41 @@ def _process(f: _Families, p: Mapping) -> None:
         f.add("pyvrrpd_process_start_time_seconds", "gauge", "Start time of the daemon (Unix time)", {},
               float(p["start_time"]))
     reloads = p.get("reloads") or {}
-    for result in ("succeeded", "failed"):
+    for result in ("applied", "refused", "failed"):
         if result in reloads:
-            f.add("pyvrrpd_reloads_total", "counter", "Configuration reloads (SIGHUP) by result",
+            f.add("pyvrrpd_reloads_total", "counter",
+                  "Configuration reloads (SIGHUP) by result: applied, refused by a subsystem, failed (errors)",
                   {"result": result}, reloads[result])
     if reloads.get("last_time") is not None:
         f.add("pyvrrpd_last_reload_time_seconds", "gauge", "Time of the last reload (Unix time)", {},
               float(reloads["last_time"]))
     if reloads.get("last_result") is not None:
         f.add("pyvrrpd_last_reload_successful", "gauge", "1 if the last reload was applied",
-              {}, reloads["last_result"] == "ok")
+              {}, reloads["last_result"] == "applied")
+    if "health" in p:
+        f.add("pyvrrpd_healthy", "gauge", "1 while every subsystem keeps up (what WATCHDOG=1 and /healthz say)",
+              {}, p["health"] is None)
 
 
 def _instance_labels(inst: Mapping) -> dict[str, object]:
     return {"instance": inst.get("name", ""), "vrid": inst.get("vrid", ""),
             "interface": inst.get("interface", ""), "family": f"ipv{inst.get('family', 4)}"}
+
+
+def instance_counters(inst: Mapping) -> dict:
+    """An instance's own counters: the router's and its effects' (the socket's are shared, see sockets())."""
+    counters = inst.get("counters") or {}
+    return {**(counters.get("router") or {}), **(counters.get("effects") or {})}
+
+
+def sockets(vrrp: Mapping) -> dict[tuple[str, int], Mapping]:
+    """Each (interface, family) socket's counters once, though every instance on it lists them."""
+    out: dict[tuple[str, int], Mapping] = {}
+    for inst in vrrp.get("instances") or ():
+        port = (inst.get("counters") or {}).get("port")
+        if port is not None:
+            out.setdefault((inst.get("interface", ""), inst.get("family", 4)), port)
+    return out
 
 
 def _vrrp(f: _Families, vrrp: Mapping) -> None:
@@ -107,15 +127,16 @@ def _vrrp(f: _Families, vrrp: Mapping) -> None:
         for s in STATES:
             f.add("pyvrrpd_vrrp_state", "gauge", "1 for the instance's current VRRP state",
                   {**labels, "state": s}, state == s)
-        f.add("pyvrrpd_vrrp_priority", "gauge", "Configured (base) priority", labels, inst.get("priority", 0))
+        base = inst.get("base_priority", 0)
+        f.add("pyvrrpd_vrrp_priority", "gauge", "Configured (base) priority", labels, base)
         f.add("pyvrrpd_vrrp_effective_priority", "gauge", "Priority after tracking", labels,
-              inst.get("effective_priority", inst.get("priority", 0)))
+              inst.get("effective_priority", base))
         f.add("pyvrrpd_vrrp_fault_reasons", "gauge", "Number of reasons holding the instance in FAULT",
-              labels, len(inst.get("fault_reasons") or {}))
-        f.counters("pyvrrpd_vrrp", inst.get("counters") or {}, labels, "VRRP instance")
-    for sock in vrrp.get("sockets") or ():
-        labels = {"interface": sock.get("interface", ""), "family": f"ipv{sock.get('family', 4)}"}
-        f.counters("pyvrrpd_vrrp_socket", sock.get("counters") or {}, labels, "VRRP socket")
+              labels, len(inst.get("faults") or {}))
+        f.counters("pyvrrpd_vrrp", instance_counters(inst), labels, "VRRP instance")
+    for (interface, family), counters in sockets(vrrp).items():
+        f.counters("pyvrrpd_vrrp_socket", counters, {"interface": interface, "family": f"ipv{family}"},
+                   "VRRP socket")
 
 
 def _lvs(f: _Families, lvs: Mapping) -> None:

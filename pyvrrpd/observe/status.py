@@ -63,19 +63,22 @@ def render(snap: Mapping) -> str:
     out = [f"pyvrrpd {p.get('version', '?')}, pid {p.get('pid', '?')}, up {_duration(p.get('uptime'))}, "
            f"config {p.get('config', '?')}"]
     reloads = p.get("reloads") or {}
-    if reloads.get("succeeded") or reloads.get("failed"):
-        out.append(f"reloads: {reloads.get('succeeded', 0)} applied, {reloads.get('failed', 0)} refused")
+    if reloads.get("requested"):
+        out.append(f"reloads: {reloads.get('applied', 0)} applied, {reloads.get('refused', 0)} refused, "
+                   f"{reloads.get('failed', 0)} failed (last: {reloads.get('last_result')})")
+    if p.get("health"):
+        out.append(f"UNHEALTHY: {p['health']}")
     instances = (snap.get("vrrp") or {}).get("instances") or ()
     if instances:
         rows = []
         for i in instances:
-            prio = str(i.get("priority"))
-            if i.get("effective_priority") not in (None, i.get("priority")):
+            prio = str(i.get("base_priority"))
+            if i.get("effective_priority") not in (None, i.get("base_priority")):
                 prio += f"→{i.get('effective_priority')}"
-            faults = "; ".join(f"{k}: {v}" for k, v in (i.get("fault_reasons") or {}).items())
-            rows.append((i.get("name"), i.get("vrid"), i.get("interface"), f"v{i.get('version', '?')}/IPv{i.get('family', '?')}",
-                         i.get("state"), prio, i.get("master"), ", ".join(map(str, i.get("vips") or ())) or None,
-                         faults or None))
+            faults = "; ".join(f"{k}: {v}" for k, v in (i.get("faults") or {}).items())
+            rows.append((i.get("name"), i.get("vrid"), i.get("interface"),
+                         f"v{i.get('version', '?')}/IPv{i.get('family', '?')}", i.get("state"), prio,
+                         i.get("master_address"), ", ".join(map(str, i.get("vips") or ())) or None, faults or None))
         out += ["", "VRRP instances"] + _table(
             ("NAME", "VRID", "INTERFACE", "PROTO", "STATE", "PRIORITY", "MASTER", "VIPS", "FAULT"), rows)
     servers = (snap.get("lvs") or {}).get("virtual_servers") or ()

@@ -31,6 +31,8 @@ def test_metrics_parse_with_prometheus_parser():
     assert samples[("pyvrrpd_vrrp_socket_decode_errors_total",
                     (("family", "ipv4"), ("interface", "lan0"), ("reason", "bad_checksum")))] == 2
     assert samples[("pyvrrpd_reloads_total", (("result", "failed"),))] == 1
+    assert samples[("pyvrrpd_reloads_total", (("result", "applied"),))] == 2
+    assert samples[("pyvrrpd_healthy", ())] == 1
     assert samples[("pyvrrpd_last_reload_successful", ())] == 0
     assert samples[("pyvrrpd_process_start_time_seconds", ())] == 1796458400.5
     rs = (("real_server", "[203.0.113.12]:tcp:80"), ("virtual_server", "[198.51.100.100]:tcp:80"))
@@ -110,7 +112,7 @@ def test_status_tables():
     text = status.render(SNAPSHOT)
     lines = text.splitlines()
     assert lines[0].startswith("pyvrrpd 0.3.0, pid 4242, up 01:02:05, config /etc/keepalived/keepalived.conf")
-    assert "reloads: 2 applied, 1 refused" in lines
+    assert "reloads: 2 applied, 1 refused, 1 failed (last: failed)" in lines
     row = next(line for line in lines if line.startswith("VI_6"))
     assert "FAULT" in row and "100→90" in row and "link:lan1: interface lan1 is down" in row
     assert any("[203.0.113.12]:tcp:80" in line and "DOWN" in line for line in lines)
