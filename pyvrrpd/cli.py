@@ -36,6 +36,56 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
 
 
+class _Unsupported(argparse.Action):
+    """A keepalived option pyvrrpd does not implement: a usage error that names it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        names = "/".join(self.option_strings)
+        parser.error(f"keepalived's option {names} is not supported by pyvrrpd")
+
+
+SIGNAL_FUNCTIONS = {"STOP": "SIGTERM", "RELOAD": "SIGHUP", "DATA": "SIGUSR1", "STATS": "SIGUSR2", "JSON": None}
+
+
+class _Signum(argparse.Action):
+    """keepalived's --signum: print the signal number a function is sent with, for scripts."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        import signal
+
+        name = str(values).upper()
+        if name not in SIGNAL_FUNCTIONS:
+            parser.error(f"--signum: unknown or unsupported signal function '{values}' "
+                         f"(one of {', '.join(SIGNAL_FUNCTIONS)})")
+        sig = SIGNAL_FUNCTIONS[name]
+        print(int(signal.SIGRTMIN) + 2 if sig is None else int(getattr(signal, sig)))
+        parser.exit(EXIT_OK)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    from pyvrrpd.observe.control import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _umask(text: str) -> int:
+    """keepalived reads the umask as a C number: 0177 is octal, 0x7f hex, 127 decimal."""
+    try:
+        value = int(text, 8) if text.startswith("0") and not text.lower().startswith("0x") else int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a umask (0 to 0777)")
+    return value
+
+
+# `pyvrrpd NAME ...`: subcommands, each a module with main(argv) -> exit status
+SUBCOMMANDS = {"status": "pyvrrpd.observe.status"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pyvrrpd import __version__
 
@@ -64,12 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--pid", metavar="FILE", help="write the daemon's pid to FILE")
     p.add_argument("-r", "--vrrp_pid", metavar="FILE", help="accepted for keepalived compatibility (one process)")
     p.add_argument("-c", "--checkers_pid", metavar="FILE", help="accepted for keepalived compatibility (one process)")
+    p.add_argument("--control-socket", metavar="PATH", default=None,
+                   help="unix socket of the status/metrics endpoint (default /run/pyvrrpd/control.sock; "
+                        "'none': no socket)")
+    p.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                   help="also serve /status and /metrics over TCP on HOST:PORT (use a loopback address)")
+    p.add_argument("--dump-dir", metavar="DIR",
+                   help="directory for the SIGUSR1/SIGUSR2/SIGRTMIN+2 dump files (default $TMPDIR, else /tmp)")
+    p.add_argument("-u", "--umask", type=_umask, metavar="MASK", help="umask for files the daemon creates")
+    p.add_argument("--signum", metavar="SIGFUNC", action=_Signum,
+                   help="print the number of the signal for STOP, RELOAD, DATA, STATS or JSON and exit")
     p.add_argument("--log-format", choices=("auto", "console", "json"), default="auto",
                    help="log format (auto: console on a TTY, JSON otherwise)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    # keepalived flags that make no difference to a foreground, single-process daemon
-    for flag, long in (("-n", "--dont-fork"), ("-l", "--log-console"), ("-D", "--log-detail")):
-        p.add_argument(flag, long, action="store_true", help="accepted for keepalived compatibility")
+    # keepalived flags that make no difference to a foreground, single-process daemon that logs to stderr
+    for flag, long in (("-n", "--dont-fork"), ("-l", "--log-console"), ("-D", "--log-detail"),
+                       ("-G", "--no-syslog"), ("-B", "--no_bfd"), (None, "--all")):
+        p.add_argument(*(f for f in (flag, long) if f), action="store_true",
+                       help="accepted for keepalived compatibility; changes nothing")
+    p.add_argument("-S", "--log-facility", metavar="FACILITY",
+                   help="accepted for keepalived compatibility (logs go to stderr / the journal)")
+    # keepalived options pyvrrpd does not implement: refused by name rather than silently ignored
+    for flags, nargs in ((("-X", "--release-vips"), 0), (("-V", "--dont-release-vrrp"), 0),
+                         (("-I", "--dont-release-ipvs"), 0), (("-R", "--dont-respawn"), 0),
+                         (("-d", "--dump-conf"), 0), (("-a", "--address-monitoring"), 0), (("-x", "--snmp"), 0),
+                         (("-A", "--snmp-agent-socket"), 1), (("-s", "--namespace"), 1), (("-m", "--core-dump"), 0),
+                         (("-M", "--core-dump-pattern"), "?"), (("-e", "--all-config"), 0), (("-b", "--bfd_pid"), 1),
+                         (("-g", "--log-file"), "?"), (("--flush-log-file",), 0), (("-T", "--genhash"), 0),
+                         (("--no-mem-check",), 0), (("--perf",), "?"), (("--debug",), "?"),
+                         (("--ignore-sigint",), 0)):
+        p.add_argument(*flags, nargs=nargs, action=_Unsupported, help=argparse.SUPPRESS)
     p.add_argument("-v", "--version", action="version", version=f"pyvrrpd {__version__}")
     return p
 
@@ -129,6 +203,14 @@ def main(argv: list[str] | None = None, *, fast_exit: bool = False) -> int:
     ``os._exit`` once the output is flushed: a check holds no resources, and tearing down the
     interpreter would only free a large config object by object (10-15 ms on a big config);
     so would the returns from load() and check_config(), unless what they made is kept here."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+
+        try:
+            return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+        except KeyboardInterrupt:
+            return 130
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -37,10 +37,23 @@ from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import Loaded
 from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError
+from pyvrrpd.observe import sdnotify
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 PROCESS = "process"  # the snapshot's key for the root's own information
+LOOP_LAG_LIMIT = 1.0  # s: an event loop this late is unhealthy (no WATCHDOG=1, /healthz 503)
+
+
+def _dump_signals() -> dict:
+    from pyvrrpd.observe import dumps
+
+    return {signal.SIGUSR1: ("data", dumps.DATA_FILE, dumps.render_data),
+            signal.SIGUSR2: ("stats", dumps.STATS_FILE, dumps.render_stats),
+            signal.SIGRTMIN + 2: ("as json", dumps.JSON_FILE, dumps.render_json)}
+
+
+DUMPS = _dump_signals()  # signal → (what, file name, renderer), as keepalived's SIGUSR1/SIGUSR2/SIGRTMIN+2
 
 
 @dataclass(eq=False)
@@ -69,7 +82,8 @@ class _Status:
 
 class Root:
     def __init__(self, config: model.Config, subsystems: Sequence[Subsystem], *, log,
-                 load: Callable[[], Loaded], pid_file: str | None = None, config_file: str = "") -> None:
+                 load: Callable[[], Loaded], pid_file: str | None = None, config_file: str = "",
+                 dump_dir: str | None = None) -> None:
         """``load`` loads and checks the config file again (for SIGHUP); it runs in a worker thread."""
         names = [sub.name for sub in subsystems]
         if len(set(names)) != len(names) or PROCESS in names:
@@ -87,7 +101,10 @@ class Root:
         self._tg = None
         self._reload_scope: anyio.CancelScope | None = None
         self._reload_again = False
-        self._reloads = {"requested": 0, "applied": 0, "refused": 0, "failed": 0}
+        self._reloads: dict = {"requested": 0, "applied": 0, "refused": 0, "failed": 0, "last_result": None,
+                               "last_time": None}
+        self._loop_lag = 0.0
+        self.dump_dir = dump_dir
 
     # -- the process ------------------------------------------------------------------------------
 
@@ -98,7 +115,7 @@ class Root:
         log.info(f"Starting pyvrrpd v{__version__}", pid=os.getpid(), instances=len(self.config.instances))
         # Installed first: from here on SIGTERM/SIGINT mean "stop cleanly", never "die". The pid file
         # is written after it, so whoever waits for the pid file may signal at once.
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *DUMPS) as signals:
             if not self._write_pid_file():
                 return EXIT_FAILURE
             try:
@@ -106,7 +123,7 @@ class Root:
                     self._tg = tg
                     tg.start_soon(self._signals, signals, name="signals")
                     await self._run_subsystems()
-                    tg.cancel_scope.cancel()  # the signal task
+                    tg.cancel_scope.cancel()  # the signal and watchdog tasks
             finally:
                 self._remove_pid_file()
         log.info(f"Stopped pyvrrpd v{__version__}")
@@ -122,12 +139,17 @@ class Root:
             await tg.start(self._host, entry, name=f"subsystem {entry.sub.name}")
         if not self._stop.is_set():
             self._state = "running"
+            sdnotify.ready(self._status_line())
+            interval = sdnotify.watchdog_interval()
+            if interval is not None:
+                tg.start_soon(self._watchdog, interval, name="watchdog")
             # What exists now (config model, plans, pyroute2, routers) lives as long as the daemon: keep it
             # out of the cyclic collector's sight, so no full collection rescans it between two adverts.
             gc.collect()
             gc.freeze()
         await self._stop.wait()
         self._state = "stopping"
+        sdnotify.stopping()
         for entry in reversed(self._entries):
             if entry.hosted:
                 entry.scope.cancel()
@@ -166,6 +188,9 @@ class Root:
                 continue
             if signum == signal.SIGHUP:
                 self.request_reload()
+                continue
+            if signum in DUMPS:
+                self.dump(signum)
                 continue
             self.log.info("Stopping", signal=signal.Signals(signum).name)
             self.request_stop()
@@ -215,7 +240,21 @@ class Root:
         """Load the config again and hand it to every running subsystem. True if all of them took it."""
         log = self.log
         self._reloads["requested"] += 1
+        self._reloads["last_time"] = time.time()
         log.info("Reloading", file=self.config_file)
+        sdnotify.reloading()
+        result = "failed"
+        try:
+            result = await self._reload(log)
+        finally:
+            self._reloads[result] += 1
+            self._reloads["last_result"] = result
+            if not self._stop.is_set():
+                sdnotify.ready(self._status_line())
+        return result == "applied"
+
+    async def _reload(self, log) -> str:
+        """"applied", "refused" (a subsystem kept its config) or "failed" (the new config has errors)."""
         loaded = await anyio.to_thread.run_sync(self._load, abandon_on_cancel=True)
         if loaded.config is None or not loaded.ok:
             for diag in loaded.diagnostics:
@@ -223,8 +262,7 @@ class Root:
                     level = log.error if diag.severity is Severity.ERROR else log.warning
                     level(f"config: {diag.message}", where=str(diag.span) if diag.span else self.config_file)
             log.error(f"reload: {loaded.errors} error(s) in {self.config_file}; keeping the running configuration")
-            self._reloads["failed"] += 1
-            return False
+            return "failed"
         _log_warnings(log, loaded, self.config_file)
         applied = True
         for entry in self._entries:
@@ -241,23 +279,68 @@ class Root:
                 applied = False
         if applied:
             self.config = loaded.config
-            self._reloads["applied"] += 1
-        else:
-            self._reloads["refused"] += 1
-        return applied
+        return "applied" if applied else "refused"
+
+    # -- health, systemd, dumps ------------------------------------------------------------------
+
+    def health(self) -> str | None:
+        """None while every subsystem keeps up; else why not (for WATCHDOG=1 and /healthz)."""
+        if self._loop_lag > LOOP_LAG_LIMIT:
+            return f"event loop late by {self._loop_lag:.2f} s"
+        for entry in self._entries:
+            check = getattr(entry.sub, "health", None)
+            problem = check() if check is not None and entry.started and not entry.done.is_set() else None
+            if problem:
+                return f"{entry.sub.name}: {problem}"
+        return None
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 every half WatchdogSec, but only while healthy: a stuck loop gets no ping, and systemd
+        restarts the daemon. The loop's own lateness is measured on the way."""
+        while True:
+            before = anyio.current_time()
+            await anyio.sleep(interval)
+            self._loop_lag = max(0.0, anyio.current_time() - before - interval)
+            problem = self.health()
+            if problem is None:
+                sdnotify.notify("WATCHDOG=1")
+            else:
+                self.log.warning(f"not pinging the systemd watchdog: {problem}")
+
+    def _status_line(self) -> str:
+        return ", ".join(f"{e.sub.name} running" for e in self._entries if e.started and not e.done.is_set()) \
+            or "no subsystem running"
+
+    def dump(self, signum: int) -> str | None:
+        """SIGUSR1/SIGUSR2/SIGRTMIN+2: write keepalived's dump file; its path, or None if it could not."""
+        from pyvrrpd.observe import dumps
+
+        what, name, render = DUMPS[signum]
+        path = os.path.join(dumps.dump_dir(self.dump_dir), name)
+        self.log.info(f"Printing VRRP {what} for process({os.getpid()}) on signal", file=path)
+        try:
+            dumps.write(path, render(self.snapshot()))
+        except OSError as exc:
+            self.log.error(f"cannot write {path}: {exc.strerror or exc}")
+            return None
+        return path
 
     # -- what it knows ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict:
         """Read-only and JSON-able: {"process": {...}, <subsystem name>: <its snapshot>, ...}."""
+        now = time.time()
         snap: dict = {PROCESS: {
+            "name": "pyvrrpd",
             "pid": os.getpid(),
             "version": __version__,
-            "config_file": self.config_file,
+            "config": self.config_file,
             "state": self._state,
-            "started_at": self._started_at,
+            "start_time": self._started_at,
+            "uptime": None if self._started_at is None else now - self._started_at,
             "subsystems": [e.sub.name for e in self._entries],
             "reloads": dict(self._reloads),
+            "health": self.health(),
         }}
         for entry in self._entries:
             snap[entry.sub.name] = entry.sub.snapshot()
@@ -313,6 +396,25 @@ def run_daemon(args: argparse.Namespace) -> int:
     except SubsystemError as exc:
         sys.stderr.write(f"pyvrrpd: {args.file}: {exc}; not starting\n")
         return EXIT_FAILURE
+    control = _control_server(args, log)
+    if control is not None:
+        subsystems.append(control)
+    if args.umask is not None:
+        os.umask(args.umask)
     root = Root(loaded.config, subsystems, log=log, load=functools.partial(load_checked, args),
-                pid_file=args.pid, config_file=args.file)
+                pid_file=args.pid, config_file=args.file, dump_dir=args.dump_dir)
+    if control is not None:
+        control.attach(root.snapshot, root.health)
     return anyio.run(root.run, backend="asyncio")
+
+
+def _control_server(args: argparse.Namespace, log):
+    """The /status and /metrics endpoint on --control-socket (default under /run/pyvrrpd) and --listen."""
+    from pyvrrpd.observe.control import DEFAULT_SOCKET, ControlServer
+
+    path = args.control_socket or DEFAULT_SOCKET
+    if path == "none":
+        path = None
+    if path is None and args.listen is None:
+        return None
+    return ControlServer(unix_path=path, tcp=args.listen, log=log)

@@ -48,6 +48,7 @@ SEND_ONLY_RCVBUF = 4096  # VMAC transmit sockets never read
 MONITOR_RETRY_SECONDS = 1.0
 CLEANUP_SECONDS = 5.0  # time box for deleting VMACs and firewall tables on exit
 NOT_YET = "reload is not supported yet"
+STALL_SECONDS = 1.0  # an instance this far behind its own deadline is unhealthy
 
 
 @dataclass(eq=False)
@@ -138,6 +139,16 @@ class Vrrp:
 
     async def reconfigure(self, config: model.Config) -> str | None:
         return NOT_YET
+
+    def health(self) -> str | None:
+        """None while every running instance keeps its timer; else the first one that has fallen behind
+        (a stuck event loop or driver: no WATCHDOG=1 for systemd, 503 on /healthz)."""
+        now = anyio.current_time()
+        for inst in self.instances:
+            deadline = inst.router.get_timer() if inst.started else None
+            if deadline is not None and now - deadline > STALL_SECONDS:
+                return f"({inst.plan.name}) {now - deadline:.1f} s behind its timer"
+        return None
 
     def snapshot(self) -> dict:
         return {"instances": [_instance_snapshot(inst) for inst in self.instances]}
@@ -367,6 +378,7 @@ class Vrrp:
 
 def _instance_snapshot(inst: Instance) -> dict:
     router, plan = inst.router, inst.plan
+    config = router.config
     master = router.master_address
     return {
         "name": plan.name,
@@ -380,7 +392,25 @@ def _instance_snapshot(inst: Instance) -> dict:
         "priority_deltas": router.priority_deltas,
         "faults": router.faults,
         "master_address": None if master is None else str(master),
+        "master_priority": router.master_priority,
         "source": str(router.config.source),
+        "vips": [str(spec.address) for spec in plan.addresses],
+        "vmac": plan.vmac.name if plan.vmac is not None else None,
+        "advert_int_us": config.advert_int_us,
+        "master_advert_int_us": router.master_adver_int_us,
+        "accept": config.accept,
+        "nopreempt": config.nopreempt,
+        "preempt_delay_us": config.preempt_delay_us,
+        "auth_type": "PASS" if config.auth_type == 1 else None,  # never the password itself
+        "skip_check_adv_addr": config.skip_check_adv_addr,
+        "lower_prio_no_advert": config.lower_prio_no_advert,
+        "higher_prio_send_advert": config.higher_prio_send_advert,
+        "garp_master_delay_us": config.garp_master_delay_us,
+        "garp_master_repeat": config.garp_master_repeat,
+        "garp_master_refresh_us": config.garp_master_refresh_us,
+        "garp_master_refresh_repeat": config.garp_master_refresh_repeat,
+        "garp_lower_prio_delay_us": config.garp_lower_prio_delay_us,
+        "garp_lower_prio_repeat": config.garp_lower_prio_repeat,
         "counters": {
             "router": _counters(router.stats),
             "effects": _counters(inst.effects.stats),

@@ -75,11 +75,16 @@ def test_verdict_of_garbage_is_the_load_s_own(tmp_path):
     assert verdict(missing) is missing
 
 
-def test_control_socket_flag_is_gone():
-    """A flag that does nothing is an error until it works."""
-    with pytest.raises(SystemExit) as exc:
-        cli.build_parser().parse_args(["--control-socket", "/run/pyvrrpd.sock"])
-    assert exc.value.code == 2
+def test_control_socket_flag_works_and_unimplemented_keepalived_options_are_refused(capsys):
+    """A flag that does nothing is an error until it works: --control-socket works now (tests/observe);
+    keepalived's options pyvrrpd does not implement are refused by name."""
+    assert cli.build_parser().parse_args(["--control-socket", "/run/x.sock"]).control_socket == "/run/x.sock"
+    for option in ("-X", "--dont-release-vrrp", "-I", "-s", "--snmp"):
+        argv = [option, "ns1"] if option == "-s" else [option]
+        with pytest.raises(SystemExit) as exc:
+            cli.build_parser().parse_args(argv)
+        assert exc.value.code == 2
+        assert "is not supported by pyvrrpd" in capsys.readouterr().err
 
 
 def test_subsystem_flags_parse():

@@ -182,14 +182,17 @@ class Lab:
             raise LabError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
         return result
 
-    def spawn(self, node: str, argv: Sequence[str], log_file: Path, *, daemon: bool = False) -> subprocess.Popen:
+    def spawn(self, node: str, argv: Sequence[str], log_file: Path, *, daemon: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start a process in `node`, stdout+stderr to `log_file`; tracked by PID for tear-down.
 
         `daemon=True` runs it in a private mount namespace (console -> /dev/null, private /run).
+        `env`: extra environment variables.
         """
         cmd = ["ip", "netns", "exec", self.ns(node), *(DAEMON_WRAPPER if daemon else ()), *argv]
         with open(log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **env} if env else None)
         self._procs.append(proc)
         return proc
 

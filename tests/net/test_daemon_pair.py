@@ -81,15 +81,16 @@ vrrp_instance VI_1 {{
 
 
 class Daemon:
-    def __init__(self, lab: Lab, node: str, conf: str, tag: str) -> None:
+    def __init__(self, lab: Lab, node: str, conf: str, tag: str, *, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         base = lab.workdir / f"pyvrrpd-{node}-{tag}"
         self.node = node
         self.log = Path(f"{base}.log")
         self.pid_file = Path(f"{base}.pid")
-        conf_file = Path(f"{base}.conf")
-        conf_file.write_text(conf)
-        argv = [PYVRRPD, "-f", str(conf_file), "-p", str(self.pid_file), "--log-format", "json"]
-        self.proc = lab.spawn(node, argv, self.log, daemon=True)
+        self.conf_file = Path(f"{base}.conf")
+        self.conf_file.write_text(conf)
+        argv = [PYVRRPD, "-f", str(self.conf_file), "-p", str(self.pid_file), "--log-format", "json", *args]
+        self.proc = lab.spawn(node, argv, self.log, daemon=True, env=env)
 
     def events(self) -> list[dict]:
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
