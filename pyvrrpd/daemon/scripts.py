@@ -48,6 +48,35 @@ REAP_LIMIT = 10.0  # seconds to wait for a SIGKILLed script to go (keepalived: 1
 DRAIN_GRACE = 0.2  # seconds a child of an exited script may keep its output pipe open
 
 
+DEFAULT_SCRIPT_USER = "keepalived_script"  # keepalived's default script user, when it exists
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command to run and the account to run it as (None: the daemon's own)."""
+
+    argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
+
+    def with_args(self, *args: str) -> Command:
+        return Command(self.argv + args, self.user, self.group)
+
+
+def command_from_config(script, global_defs) -> Command:
+    """The Command for a config ``Script``: its own user and group, else ``script_user`` [group]
+    from global_defs, else ``keepalived_script`` if that user exists, else the daemon's user."""
+    if script.user is not None:
+        return Command(tuple(script.argv), script.user, script.group)
+    if global_defs.script_user is not None:
+        return Command(tuple(script.argv), global_defs.script_user, global_defs.script_group)
+    try:
+        pwd.getpwnam(DEFAULT_SCRIPT_USER)
+    except KeyError:
+        return Command(tuple(script.argv))
+    return Command(tuple(script.argv), DEFAULT_SCRIPT_USER)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How one run ended. Exactly one of: ``error`` (it could not run), ``timed_out``, ``signal``
@@ -161,6 +190,9 @@ class ScriptRunner:
         self.stop_grace = stop_grace
         self.counters: Counter[str] = Counter()
         self.running: dict[int, tuple[str, ...]] = {}  # pid -> argv, for the snapshot
+
+    async def run_command(self, command: Command, *, timeout: float | None) -> Outcome:
+        return await self.run(command.argv, timeout=timeout, user=command.user, group=command.group)
 
     async def run(self, argv: Sequence[str], *, timeout: float | None, user: str | None = None,
                   group: str | None = None) -> Outcome:
