@@ -66,6 +66,7 @@ class NotifyScripts:
     generic: Command | None = None  # "notify": gets INSTANCE|GROUP NAME STATE PRIORITY appended
     master_rx_lower_pri: Command | None = None
     notify_deleted: bool = False  # report DELETED (not FAULT) for an instance a reload removed
+    smtp_alert: bool = False  # mail each new state (needs a Mailer)
 
     def for_state(self, state: str) -> Command | None:
         return {"MASTER": self.master, "BACKUP": self.backup, "FAULT": self.fault, "STOP": self.stop,
@@ -80,7 +81,7 @@ def instance_notify_scripts(instance, global_defs) -> NotifyScripts:
         master=cmd(instance.notify_master), backup=cmd(instance.notify_backup), fault=cmd(instance.notify_fault),
         stop=cmd(instance.notify_stop), deleted=cmd(instance.notify_deleted), generic=cmd(instance.notify),
         master_rx_lower_pri=cmd(instance.notify_master_rx_lower_pri),
-        notify_deleted=instance.notify_deleted is not None,
+        notify_deleted=instance.notify_deleted is not None, smtp_alert=instance.smtp_alert,
     )
 
 
@@ -88,8 +89,11 @@ def group_notify_scripts(group, global_defs) -> NotifyScripts:
     """Adapter: a config ``SyncGroup``'s notify_* fields as NotifyScripts (groups have no notify_deleted)."""
     def cmd(script):
         return None if script is None else command_from_config(script, global_defs)
+    gd = global_defs
+    default_alert = gd.smtp_alert_vrrp if gd.smtp_alert_vrrp is not None else gd.smtp_alert
     return NotifyScripts(master=cmd(group.notify_master), backup=cmd(group.notify_backup),
-                         fault=cmd(group.notify_fault), stop=cmd(group.notify_stop), generic=cmd(group.notify))
+                         fault=cmd(group.notify_fault), stop=cmd(group.notify_stop), generic=cmd(group.notify),
+                         smtp_alert=group.smtp_alert or bool(default_alert))
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +217,13 @@ class Notifier:
 
     name = "notify"
 
-    def __init__(self, fifos: FifoSettings, *, runner: ScriptRunner | None = None, log=None,
+    def __init__(self, fifos: FifoSettings, *, runner: ScriptRunner | None = None, log=None, mailer=None,
                  timeout: float = NOTIFY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
                  drain_limit: float = DRAIN_LIMIT, queue_limit: int = QUEUE_LIMIT) -> None:
         self.settings = fifos
         self.runner = runner or ScriptRunner()
         self.log = log
+        self.mailer = mailer  # smtp.Mailer, or None when no mail can be sent
         self.timeout = timeout
         self.stop_timeout = stop_timeout
         self.drain_limit = drain_limit
@@ -243,6 +248,8 @@ class Notifier:
         self.counters["transitions"] += 1
         if scripts is None:
             return
+        if scripts.smtp_alert and self.mailer is not None:
+            self.mailer.state_alert(kind, name, state)
         job = _Job(state, timeout=self.stop_timeout if state == "STOP" else self.timeout)
         specific = scripts.for_state(state)
         if specific is not None:
@@ -285,6 +292,8 @@ class Notifier:
                     self._fifos[key] = fifo
                     if spec.script is not None:
                         tg.start_soon(self._fifo_reader, fifo, spec.script.with_args(spec.path))
+                if self.mailer is not None:
+                    tg.start_soon(self.mailer.run)
                 self._tg = tg
                 for key, queue in self._queues.items():  # queued before we started
                     if queue:
@@ -300,6 +309,9 @@ class Notifier:
                     for key, queue in self._queues.items():
                         if queue:
                             self._start(key)
+                    if self.mailer is not None:  # the mails queued so far (the STOP ones) still go
+                        self.mailer.close()
+                        tg.start_soon(self.mailer.run)
                 self._tg = None
             dropped = sum(len(q) for q in self._queues.values())
             if dropped:
@@ -317,6 +329,7 @@ class Notifier:
         return {
             "counters": dict(self.counters),
             "runner": self.runner.snapshot(),
+            "smtp": self.mailer.snapshot() if self.mailer is not None else None,
             "fifos": {key: fifo.snapshot() for key, fifo in self._fifos.items()},
             "pending": {f"{k} {n}": len(q) for (k, n), q in self._queues.items() if q},
             "last": {f"{k} {n}": v for (k, n), v in self._last.items()},
