@@ -233,15 +233,16 @@ class NetlinkLinks:
         from pyvrrpd.net.errors import NetError
         from pyvrrpd.net.netlink import LinkEvent, LinkMonitor, Netlink
 
-        async with LinkMonitor() as monitor, Netlink() as nl:
+        async with LinkMonitor() as monitor:
             initial: dict[str, bool | None] = {}
-            for name in names:
-                try:
-                    iface = await nl.interface(name)
-                except NetError:
-                    initial[name] = None
-                else:
-                    initial[name] = iface.up and iface.running
+            async with Netlink() as nl:
+                for name in names:
+                    try:
+                        iface = await nl.interface(name)
+                    except NetError:
+                        initial[name] = None
+                    else:
+                        initial[name] = iface.up and iface.running
 
             class Watch:
                 def __init__(self) -> None:
@@ -371,7 +372,7 @@ class Trackers:
 
         return {
             "scripts": {name: script(st) for name, st in self._scripts.items()},
-            "interfaces": {name: {True: "up", False: "down", None: "gone"}.get(self._links.get(name), "unknown")
+            "interfaces": {name: {True: "up", False: "down", None: "gone"}[self._links[name]]
                            if name in self._links else "unknown" for name in self.plan.interfaces},
             "files": {name: {"path": st.path, "value": st.value, "last_read": st.last_read,
                              "counters": dict(st.counters)} for name, st in self._files.items()},
@@ -498,19 +499,23 @@ class Trackers:
             except Exception as exc:  # NetError, OSError: the monitor failed or lost events
                 self.counters["link_monitor_errors"] += 1
                 self.log.warning(f"tracked interfaces: link monitor failed ({exc}); reopening", error=str(exc))
-            if not started:
+            if not started:  # keep what was known before a reload until the monitor works again
+                for name in sorted(names & set(self._links)):
+                    self._link(name, self._links[name], initial=True)
                 started = True
                 task_status.started()
             await anyio.sleep(RETRY)
 
     def _link(self, name: str, up: bool | None, initial: bool = False) -> None:
-        if name in self._links and self._links[name] == up:
-            return
+        """A tracked interface's state; ``initial``: read at (re)start, facts sent even if unchanged."""
         known = name in self._links
+        changed = not known or self._links[name] != up
+        if not changed and not initial:
+            return
         self._links[name] = up
-        if known or not up:
+        if changed and (known or not up):
             self.log.info(f"Interface {name} deleted" if up is None else f"Netlink reports {name} {'up' if up else 'down'}")
-        if not initial:
+        if changed and not initial:
             self.counters["link_changes"] += 1
         state = "gone" if up is None else "down"
         self._emit(updown_facts(source_name("link", name), bool(up), self.plan.interfaces[name],
@@ -531,7 +536,7 @@ class Trackers:
             st.path = self._resolve(fp)
             self._files[name] = st
             if st.path is not None:
-                self._read_file(st, initial=prev is None or prev.plan.path != fp.path)
+                self._read_file(st, initial=True)
 
     def _init_file(self, fp: FilePlan) -> None:
         """init_file [VALUE] [overwrite]: write VALUE if the file is missing, or always with

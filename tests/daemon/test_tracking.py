@@ -455,3 +455,41 @@ vrrp_track_process p {
         tg.cancel_scope.cancel()
     assert [(round(t - t0, 3), v) for t, v in sink.history("VI_1", "process:p", "fault")] == [
         (0, None), (8.5, "tracked process p has no quorum (0 running)"), (10.0, None)]
+
+
+@pytest.mark.anyio
+async def test_a_reload_with_the_same_config_changes_nothing(tmp_path):
+    cfg = config(tmp_path, SCRIPT_CFG.replace("        weighted\n", "        weighted\n    }\n    track_interface {\n"
+                                                                   "        eth1\n        eth2 weight 5\n"))
+    sink = Sink()
+    links = FakeLinks({"eth1": False, "eth2": True})
+    runner = FakeRunner({"/usr/local/bin/chk": [1], "/usr/local/bin/weighted": [1]})
+    trackers = Trackers(cfg, sink, runner=runner, links=links, log=Log())
+    async with anyio.create_task_group() as tg:
+        await tg.start(trackers.run)
+        await anyio.sleep(2)
+        before = list(sink.calls)
+        assert ("link:eth1", "tracked interface eth1 is down") in [(s, v) for _, i, s, k, v in before if k == "fault"]
+        await trackers.reconfigure(cfg)
+        await anyio.sleep(0.001)
+        assert sink.calls == before  # nothing withdrawn, nothing re-sent
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_a_reload_keeps_file_facts_and_does_not_overwrite(tmp_path):
+    f0, fw = tmp_path / "f0", tmp_path / "fw"
+    f0.write_text("1\n")
+    cfg = config(tmp_path, FILE_CFG % (f0, fw))
+    sink = Sink()
+    trackers = Trackers(cfg, sink, log=Log())
+    async with anyio.create_task_group() as tg:
+        await tg.start(trackers.run)
+        fw.write_text("7\n")
+        await until(lambda: sink.history("VI_1", "file:fw", "delta")[-1][1] == 14)
+        before = list(sink.calls)
+        await trackers.reconfigure(cfg)
+        await anyio.sleep(0.2)
+        assert sink.calls == before and fw.read_text() == "7\n"  # init_file ... overwrite: not on a reload
+        tg.cancel_scope.cancel()
