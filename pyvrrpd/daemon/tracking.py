@@ -333,7 +333,7 @@ class Trackers:
         self._restart = anyio.Event()
         self._proc_wake = anyio.Event()
         self._reload = False
-        self._cannot_run = RateLimit(60.0)
+        self._cannot_run = RateLimit(60.0, clock=anyio.current_time)
 
     # -- Subsystem -------------------------------------------------------------------------------
 
