@@ -40,8 +40,15 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the range of values keepalived accepts
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1  # strtol's range on Linux x86-64
 FILE_READ_LIMIT = 127  # keepalived reads at most this many bytes of a track file
 COMM_LEN = 15  # the kernel keeps this many characters of a process name (TASK_COMM_LEN - 1)
+PENDING = "no result yet"  # ends a FAULT reason that only waits for a first result (keepalived's INIT)
 
 Kind = Literal["link", "script", "file", "process", "bfd", "group"]
+
+
+def is_pending(reason: str) -> bool:
+    """Whether a FAULT reason only says that a first result is awaited (it ends with ``PENDING``):
+    keepalived keeps such an instance in INIT and sends no notification for it."""
+    return reason.endswith(PENDING)
 
 
 def source_name(kind: Kind, name: str) -> str:
@@ -100,7 +107,7 @@ def unweighted_fault(up: bool, reverse: bool = False) -> bool:
 
 
 def updown_facts(source: str, up: bool | None, trackers: Iterable[Tracker], *, down_reason: str,
-                 up_reason: str, pending_reason: str = "no result yet") -> list[Fact]:
+                 up_reason: str, pending_reason: str = PENDING) -> list[Fact]:
     """Facts for an object that is up or down (``None``: not known yet, e.g. a script that has not
     finished its first run): FAULT for unweighted trackers, priority deltas for weighted ones.
 

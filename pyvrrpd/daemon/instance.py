@@ -15,7 +15,7 @@ from typing import Protocol
 import anyio
 from anyio.lowlevel import checkpoint
 
-from pyvrrpd.core.actions import Action
+from pyvrrpd.core.actions import Action, State
 from pyvrrpd.core.packet import Advertisement, IPAddress
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 
@@ -55,7 +55,14 @@ class Reconfigure:
     config: RouterConfig
 
 
-InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure
+@dataclass(frozen=True, slots=True)
+class SyncMove:
+    """The instance's sync group moves it: to MASTER with the group, or back to BACKUP."""
+
+    state: State
+
+
+InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure | SyncMove
 
 
 class Inbox:
@@ -140,6 +147,9 @@ class Effects(Protocol):
     async def apply(self, action: Action) -> None:
         """Carry out one action. Must not raise for kernel or network errors (log and count them)."""
 
+    def flushed(self) -> None:
+        """The actions of one input are all carried out (the VIPs are in place): time to notify."""
+
 
 def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
     match item:
@@ -151,11 +161,16 @@ def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
             router.set_priority_delta(source, delta, now)
         case Reconfigure(config):
             router.reconfigure(config, now)
+        case SyncMove(State.MASTER):
+            router.sync_master(now)
+        case SyncMove():
+            router.sync_backup(now)
 
 
 async def flush(router: VirtualRouter, effects: Effects) -> None:
     while (action := router.next_action()) is not None:
         await effects.apply(action)
+    effects.flushed()
 
 
 async def run_instance(

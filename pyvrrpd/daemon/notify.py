@@ -42,6 +42,7 @@ import anyio
 import anyio.lowlevel
 
 from pyvrrpd.daemon.scripts import Command, ScriptRunner, command_from_config
+from pyvrrpd.daemon.smtp import Mailer, smtp_settings
 
 NOTIFY_TIMEOUT = 30.0  # seconds a notify script may run before it is killed
 STOP_TIMEOUT = 1.0  # keepalived gives notify_stop and "notify ... STOP" 1 s
@@ -94,6 +95,22 @@ def group_notify_scripts(group, global_defs) -> NotifyScripts:
     return NotifyScripts(master=cmd(group.notify_master), backup=cmd(group.notify_backup),
                          fault=cmd(group.notify_fault), stop=cmd(group.notify_stop), generic=cmd(group.notify),
                          smtp_alert=group.smtp_alert or bool(default_alert))
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTable:
+    """What each instance and sync group is notified with, by (kind, name), for ``notify_state``."""
+
+    scripts: dict[tuple[str, str], NotifyScripts] = field(default_factory=dict)
+    priority_changes: frozenset[str] = frozenset()  # instances with notify_priority_changes
+
+
+def notify_table(config) -> NotifyTable:
+    """Adapter: every instance's and sync group's notify scripts and options."""
+    gd = config.global_defs
+    scripts = {("INSTANCE", i.name): instance_notify_scripts(i, gd) for i in config.instances}
+    scripts.update({("GROUP", g.name): group_notify_scripts(g, gd) for g in config.sync_groups})
+    return NotifyTable(scripts, frozenset(i.name for i in config.instances if i.notify_priority_changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +235,10 @@ class Notifier:
     name = "notify"
 
     def __init__(self, fifos: FifoSettings, *, runner: ScriptRunner | None = None, log=None, mailer=None,
-                 timeout: float = NOTIFY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
+                 table: NotifyTable | None = None, timeout: float = NOTIFY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
                  drain_limit: float = DRAIN_LIMIT, queue_limit: int = QUEUE_LIMIT) -> None:
         self.settings = fifos
+        self.table = table or NotifyTable()
         self.runner = runner or ScriptRunner()
         self.log = log
         self.mailer = mailer  # smtp.Mailer, or None when no mail can be sent
@@ -235,7 +253,28 @@ class Notifier:
         self._tg = None
         self._last: dict[tuple[str, str], dict] = {}  # last script outcome per instance/group
 
+    @classmethod
+    def for_config(cls, config, log=None) -> Notifier:
+        """The notifier the daemon runs: the config's FIFOs, scripts and mail settings."""
+        gd = config.global_defs
+        mail = smtp_settings(gd)
+        return cls(fifo_settings(gd), log=log, mailer=Mailer(mail, log=log) if mail is not None else None,
+                   table=notify_table(config))
+
     # -- the API for the VRRP (and LVS) subsystems ---------------------------------------------
+
+    def notify_state(self, kind: Kind, name: str, state: str, priority: int) -> None:
+        """``NotifySink``: a state change of an instance or group, with the scripts the config gives it."""
+        self.transition(kind, name, state, priority, self.table.scripts.get((kind, name)))
+
+    def notify_event(self, name: str, event: str, priority: int) -> None:
+        """``NotifySink``: MASTER_RX_LOWER_PRI (always; with notify_master_rx_lower_pri if configured), or
+        MASTER_PRIORITY/BACKUP_PRIORITY for an instance with notify_priority_changes."""
+        if event == "MASTER_RX_LOWER_PRI":
+            scripts = self.table.scripts.get(("INSTANCE", name))
+            self.event(name, event, priority, scripts.master_rx_lower_pri if scripts is not None else None)
+        elif name in self.table.priority_changes:
+            self.event(name, event, priority)
 
     def transition(self, kind: Kind, name: str, new_state: str, priority: int,
                    scripts: NotifyScripts | None) -> None:
@@ -321,7 +360,10 @@ class Notifier:
                 fifo.close()
 
     async def reconfigure(self, config) -> str | None:
-        """New FIFO settings need a restart of this subsystem; scripts come with each transition."""
+        """The new scripts apply from the next notification (an instance or group the reload removed keeps its
+        old ones, for its DELETED notification); new FIFO settings need a restart of this subsystem."""
+        table = notify_table(config)
+        self.table = NotifyTable({**self.table.scripts, **table.scripts}, table.priority_changes)
         new = fifo_settings(config.global_defs)
         return None if new == self.settings else "notify FIFO settings changed; restart the notify subsystem"
 

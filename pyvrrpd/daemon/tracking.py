@@ -41,6 +41,7 @@ import anyio
 
 from pyvrrpd.core.tracking import (
     COMM_LEN,
+    PENDING,
     Delta,
     Fact,
     Fault,
@@ -443,7 +444,7 @@ class Trackers:
         name = st.plan.name
         return updown_facts(source_name("script", name), st.result.up, st.plan.trackers,
                             down_reason=f"VRRP_Script({name}) failed", up_reason=f"VRRP_Script({name}) succeeded",
-                            pending_reason=f"VRRP_Script({name}) has no result yet")
+                            pending_reason=f"VRRP_Script({name}) has {PENDING}")
 
     async def _script_loop(self, st: ScriptState, offset: float) -> None:
         await anyio.sleep(offset)

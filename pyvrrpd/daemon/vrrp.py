@@ -16,6 +16,10 @@ source address, or whose VMAC cannot be created runs in FAULT and recovers when 
 problem go away. Whether the interface is usable is decided by the pure ``plan.check_link``; this module
 only carries out what follows (sockets, VMACs, the router's new source).
 
+State changes go to ``sync.Reporter`` (through each instance's effects): notifications through the
+``NotifySink`` the root hands in, and the sync groups' rules; every fault reason sent to an instance goes
+there too.
+
 The routers, inboxes, ports and effects are built in ``__init__`` (no kernel access), so fault reasons and
 priority deltas that trackers send through the ``TrackSink`` methods before ``run`` decide each instance's
 initial state, and ``snapshot()`` answers from the start.
@@ -35,7 +39,8 @@ from pyvrrpd.daemon.effects import FrameSenders, InstanceEffects
 from pyvrrpd.daemon.instance import Inbox, InboxItem, Reconfigure, SetFault, SetPriorityDelta, feed, run_instance
 from pyvrrpd.daemon.plan import InstancePlan, IPAddress, check_link, plan_instances
 from pyvrrpd.daemon.port import Member, Port
-from pyvrrpd.daemon.subsystem import SubsystemError
+from pyvrrpd.daemon.subsystem import NotifySink, SubsystemError
+from pyvrrpd.daemon.sync import Reporter, sync_groups
 from pyvrrpd.net.errors import NetError
 from pyvrrpd.net.firewall import Firewall
 from pyvrrpd.net.link import link_info
@@ -78,7 +83,7 @@ class Vrrp:
 
     name = "vrrp"
 
-    def __init__(self, config: model.Config, log) -> None:
+    def __init__(self, config: model.Config, log, *, notify: NotifySink | None = None) -> None:
         plans, problems = plan_instances(config)
         if problems:  # the root starts only configs that plan cleanly (daemon.verdict)
             raise SubsystemError("; ".join(d.message for d in problems))
@@ -97,6 +102,8 @@ class Vrrp:
         self._parent_sysctls: dict[str, dict[str, str]] = {}  # parent → sysctls before the first VMAC
         self._refresh_lock = anyio.Lock()  # one re-check at a time (start-up and the link monitor)
         self._netlink: Netlink | None = None
+        self.reports = Reporter([p.name for p in plans], sync_groups(config, plans), notify, self._send_to,
+                                lambda name: self._by_name[name].router, self.log)
         for plan in plans:
             self._add(plan, config.global_defs.log_unknown_vrids)
 
@@ -110,6 +117,7 @@ class Vrrp:
         effects = InstanceEffects(plan, netlink=None, tx=lambda: None, frames=self.frames, log=ilog)
         inst = Instance(plan, VirtualRouter(plan.router), effects, port, Inbox(INBOX_SIZE))
         effects.tx = inst.tx
+        effects.listener = self.reports.listener(plan.name)
         port.add(Member(plan.name, plan.vrid, frozenset(plan.peers), plan.peer_ttl, inst.inbox),
                  None if plan.peers else plan.group, plan.rcvbuf)
         self.instances.append(inst)
@@ -151,7 +159,8 @@ class Vrrp:
         return None
 
     def snapshot(self) -> dict:
-        return {"instances": [_instance_snapshot(inst) for inst in self.instances]}
+        return {"instances": [_instance_snapshot(inst) for inst in self.instances],
+                "sync_groups": self.reports.snapshot()}
 
     async def _start(self, tg) -> None:
         if any(not p.router.accept and p.router.priority != OWNER_PRIORITY for p in self.plans):
@@ -218,6 +227,11 @@ class Vrrp:
     def set_priority_delta(self, instance: str, source: str, delta: int) -> None:
         self._deliver(instance, SetPriorityDelta(source, delta))
 
+    def _send_to(self, name: str, item: InboxItem) -> None:
+        inst = self._by_name.get(name)
+        if inst is not None:
+            self._send(inst, item)
+
     def _deliver(self, name: str, item: InboxItem) -> None:
         inst = self._by_name.get(name)
         if inst is None:
@@ -225,10 +239,11 @@ class Vrrp:
             return
         self._send(inst, item)
 
-    @staticmethod
-    def _send(inst: Instance, item: InboxItem) -> None:
+    def _send(self, inst: Instance, item: InboxItem) -> None:
         """Through the inbox once the instance runs; before that, to the router itself (which only records
-        it, so that startup() can begin in FAULT)."""
+        it, so that startup() can begin in FAULT). Fault reasons are reported first (sync groups)."""
+        if isinstance(item, SetFault):
+            self.reports.fault(inst.plan.name, item.source, item.reason)
         if not inst.started:
             feed(inst.router, item, anyio.current_time())
             return
