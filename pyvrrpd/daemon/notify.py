@@ -31,6 +31,7 @@ seconds; stop this subsystem after the VRRP subsystem so its STOP notifications 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import stat
@@ -250,6 +251,8 @@ class Notifier:
         self._fifos: dict[str, NotifyFifo] = {}  # "notify", "vrrp", "lvs" → open FIFO
         self._queues: dict[tuple[str, str], deque[_Job]] = {}
         self._busy: set[tuple[str, str]] = set()
+        self._shields: set[anyio.CancelScope] = set()  # of the running drains: at stop they get the drain time
+        self._stop_deadline: float | None = None
         self._tg = None
         self._last: dict[tuple[str, str], dict] = {}  # last script outcome per instance/group
 
@@ -317,47 +320,65 @@ class Notifier:
     # -- Subsystem life cycle -----------------------------------------------------------------
 
     async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        # The queues run in a task group of their own, each drain shielded: at stop a script that is
+        # running finishes (within the drain time) instead of being killed, and what is queued runs after it.
         try:
-            async with anyio.create_task_group() as tg:
-                for key in ("notify", "vrrp", "lvs"):
-                    spec = getattr(self.settings, key)
-                    if spec is None:
-                        continue
-                    fifo = NotifyFifo(spec)
-                    problem = fifo.open()
-                    if problem is not None:
-                        self._warn(problem)
-                        continue
-                    self._fifos[key] = fifo
-                    if spec.script is not None:
-                        tg.start_soon(self._fifo_reader, fifo, spec.script.with_args(spec.path))
-                if self.mailer is not None:
-                    tg.start_soon(self.mailer.run)
-                self._tg = tg
-                for key, queue in self._queues.items():  # queued before we started
-                    if queue:
-                        self._start(key)
-                task_status.started()
-                await anyio.sleep_forever()
+            async with anyio.create_task_group() as drains:
+                self._tg = drains
+                try:
+                    async with anyio.create_task_group() as tg:
+                        self._open_fifos(tg)
+                        if self.mailer is not None:
+                            tg.start_soon(self.mailer.run)
+                        for key, queue in self._queues.items():  # queued before we started
+                            if queue and key not in self._busy:
+                                self._start(key)
+                        task_status.started()
+                        await anyio.sleep_forever()
+                finally:
+                    self._stopping(drains)
         finally:
             self._tg = None
-            with anyio.CancelScope(shield=True) as scope:
-                scope.deadline = anyio.current_time() + self.drain_limit
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    for key, queue in self._queues.items():
-                        if queue:
-                            self._start(key)
-                    if self.mailer is not None:  # the mails queued so far (the STOP ones) still go
-                        self.mailer.close()
-                        tg.start_soon(self.mailer.run)
-                self._tg = None
             dropped = sum(len(q) for q in self._queues.values())
             if dropped:
                 self.counters["dropped_at_stop"] += dropped
                 self._warn(f"notify: {dropped} queued notification(s) not run at stop")
             for fifo in self._fifos.values():
                 fifo.close()
+
+    def _open_fifos(self, tg) -> None:
+        for key in ("notify", "vrrp", "lvs"):
+            spec = getattr(self.settings, key)
+            if spec is None:
+                continue
+            fifo = NotifyFifo(spec)
+            problem = fifo.open()
+            if problem is not None:
+                self._warn(problem)
+                continue
+            self._fifos[key] = fifo
+            if spec.script is not None:
+                tg.start_soon(self._fifo_reader, fifo, spec.script.with_args(spec.path))
+
+    def _stopping(self, drains) -> None:
+        """The drain time starts: running and queued notifications (and mails) get that long."""
+        self._stop_deadline = anyio.current_time() + self.drain_limit
+        for scope in self._shields:
+            scope.deadline = self._stop_deadline
+        if self.mailer is not None:  # the mails queued so far (the STOP ones) still go
+            self.mailer.close()
+            drains.start_soon(self._shielded, self.mailer.run)
+
+    async def _shielded(self, work) -> None:
+        """Run ``work`` through a stop of this subsystem, but not past the drain time once it stops."""
+        with anyio.CancelScope(shield=True) as scope:
+            if self._stop_deadline is not None:
+                scope.deadline = self._stop_deadline
+            self._shields.add(scope)
+            try:
+                await work()
+            finally:
+                self._shields.discard(scope)
 
     async def reconfigure(self, config) -> str | None:
         """The new scripts apply from the next notification (an instance or group the reload removed keeps its
@@ -398,7 +419,7 @@ class Notifier:
 
     def _start(self, key: tuple[str, str]) -> None:
         self._busy.add(key)
-        self._tg.start_soon(self._drain, key, name=f"notify {key[0]} {key[1]}")
+        self._tg.start_soon(self._shielded, functools.partial(self._drain, key), name=f"notify {key[0]} {key[1]}")
 
     async def _drain(self, key: tuple[str, str]) -> None:
         try:

@@ -116,6 +116,31 @@ async def test_stop_notifications_queued_at_stop_still_run(tmp_path):
         "start stop", "start generic INSTANCE VI_1 STOP 150"]
 
 
+async def test_a_script_running_at_stop_finishes_and_the_queue_after_it_runs(tmp_path):
+    script, log = recorder(tmp_path, delay=0.3)
+    notifier = Notifier(FifoSettings())
+    async with anyio.create_task_group() as tg:
+        await tg.start(notifier.run)
+        notifier.transition("INSTANCE", "VI_1", "STOP", 150, scripts_for(script))
+        await wait_for_lines(log, 1)  # "start stop": running when the subsystem is stopped
+        tg.cancel_scope.cancel()
+    assert log.read_text().splitlines() == ["start stop", "end stop", "start generic INSTANCE VI_1 STOP 150",
+                                            "end generic INSTANCE VI_1 STOP 150"]
+
+
+async def test_the_drain_time_bounds_the_stop(tmp_path):
+    script, log = recorder(tmp_path, delay=5)
+    notifier = Notifier(FifoSettings(), drain_limit=0.3, stop_timeout=10, log=Log())
+    t0 = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        await tg.start(notifier.run)
+        notifier.transition("INSTANCE", "VI_1", "STOP", 150, scripts_for(script))
+        await wait_for_lines(log, 1)
+        tg.cancel_scope.cancel()
+    assert time.monotonic() - t0 < 3
+    assert log.read_text().splitlines() == ["start stop"]  # killed at the drain time
+
+
 async def test_fifo_gets_keepalived_lines_exactly(tmp_path):
     vrrp, both, lvs = (str(tmp_path / n) for n in ("vrrp.fifo", "notify.fifo", "lvs.fifo"))
     notifier = Notifier(FifoSettings(notify=FifoSpec(both), vrrp=FifoSpec(vrrp), lvs=FifoSpec(lvs)))

@@ -155,3 +155,136 @@ def test_an_unweighted_script_failing_is_fault_with_priority_zero(lab, tmp_path)
     d1.wait_log("Entering BACKUP STATE", since=mark1)
     wait_master(lab, "d1", VIP4, TAKEOVER + 1, d1, d2)  # and preempts again
     assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_link_down_on_the_master_is_fault_and_link_up_brings_it_back(lab):
+    d1, d2 = elect(lab, conf("d1", 150), conf("d2", 100))
+    mark1, mark2 = d1.mark(), d2.mark()
+    lab.run("d1", ["ip", "link", "set", "lan0", "down"])
+    d1.wait_log("Entering FAULT STATE", since=mark1)
+    assert d1.find("sent 0 priority", since=mark1)  # tried: the link it would go out on is down
+    # So the backup hears nothing more and takes over after its Master_Down_Interval.
+    wait_master(lab, "d2", VIP4, TAKEOVER, d1, d2)
+    assert d2.wait_log("Entering MASTER STATE", since=mark2)["reason"] == "master_down"
+    assert not holds(lab, "d1", VIP4)
+    mark1 = d1.mark()
+    lab.run("d1", ["ip", "link", "set", "lan0", "up"])
+    assert d1.wait_log("Entering BACKUP STATE", since=mark1)["reason"] == "fault_cleared"
+    wait_master(lab, "d1", VIP4, TAKEOVER, d1, d2)  # preempts: priority 150 over 100
+    assert d1.wait_log("Entering MASTER STATE", since=mark1)["reason"] == "preempt"
+    assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_a_tracked_interface_going_down_faults_the_master_and_priority_zero_hands_over(lab2):
+    lab = lab2
+    d1, d2 = elect(lab, conf("d1", 150, track="track_interface {\n lan1\n}"), conf("d2", 100))
+    mark1, mark2 = d1.mark(), d2.mark()
+    lab.run("d1", ["ip", "link", "set", "lan1", "down"])
+    wait_master(lab, "d2", VIP4, TAKEOVER, d1, d2)
+    assert d1.wait_log("Entering FAULT STATE", since=mark1)
+    assert d1.find("sent 0 priority", since=mark1)
+    assert d2.wait_log("Entering MASTER STATE", since=mark2)["reason"] == "priority_zero"
+    mark1 = d1.mark()
+    lab.run("d1", ["ip", "link", "set", "lan1", "up"])
+    wait_master(lab, "d1", VIP4, TAKEOVER, d1, d2)
+    assert d1.wait_log("Entering BACKUP STATE", since=mark1)["reason"] == "fault_cleared"
+    assert d1.stop() == 0 and d2.stop() == 0
+
+
+@pytest.mark.parametrize("peer", ["pyvrrpd", "keepalived"])
+def test_a_sync_group_moves_together(lab2, tmp_path, peer):
+    """VI_1 on lan0 and VI_2 on lan1 in sync group G: VI_1's tracked script failing on the master
+    moves both instances to the peer; recovering moves both back."""
+    lab = lab2
+    flag, block = file_check(tmp_path, "chk")
+    both = {"second": "", "group": ""}
+    conf1 = conf("d1", 150, top=block, track="track_script {\n chk\n}", **both)
+    conf2 = conf("d2", 100, **both)
+    if peer == "keepalived":
+        keepalived = start_keepalived(lab, "d2", conf2)
+        wait_master(lab, "d2", VIP4, START)
+        wait_master(lab, "d2", VIP_B, START)
+        d1 = Daemon(lab, "d1", conf1, "a")
+    else:
+        d1, d2 = elect(lab, conf1, conf2)
+    try:
+        wait_master(lab, "d1", VIP4, START, d1)
+        wait_master(lab, "d1", VIP_B, START, d1)
+        mark = d1.mark()
+        flag.unlink()
+        wait_master(lab, "d2", VIP4, TAKEOVER + 1, d1)
+        wait_master(lab, "d2", VIP_B, TAKEOVER, d1)
+        assert d1.wait_log("Entering FAULT STATE", since=mark, instance="VI_2")
+        assert d1.find("VRRP_Group(G) Syncing instances to FAULT state", since=mark)
+        assert len(d1.find("sent 0 priority", since=mark)) == 2
+        mark = d1.mark()
+        flag.touch()
+        wait_master(lab, "d1", VIP4, TAKEOVER + 1, d1)
+        wait_master(lab, "d1", VIP_B, TAKEOVER, d1)
+        assert d1.find("VRRP_Group(G) Syncing instances to MASTER state", since=mark)
+        assert d1.stop() == 0
+    finally:
+        if peer == "keepalived":
+            keepalived.stop()
+    if peer == "pyvrrpd":
+        assert d2.stop() == 0
+
+
+class FifoReader:
+    """Reads a FIFO the daemon creates, from this process: lines written before the daemon stops (and
+    removes the FIFO) stay readable on our descriptor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.data = b""
+
+    def lines(self) -> list[str]:
+        if self.fd is None and self.path.exists() and stat.S_ISFIFO(self.path.stat().st_mode):
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        if self.fd is not None:
+            try:
+                while chunk := os.read(self.fd, 65536):
+                    self.data += chunk
+            except BlockingIOError:
+                pass
+        return self.data.decode().splitlines(keepends=True)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def test_notify_scripts_and_the_fifo_follow_master_fault_backup_stop(lab, tmp_path):
+    out = tmp_path / "notify.out"
+    rec = script_file(tmp_path / "rec.sh", f'echo "$*" >> {out}\n')
+    fifo = tmp_path / "vrrp.fifo"
+    flag, block = file_check(tmp_path, "chk")
+    notify = "\n".join(f'notify_{state} "{rec} {state}-arg"' for state in ("master", "backup", "fault", "stop"))
+    conf1 = conf("d1", 100, top=block, track="track_script {\n chk\n}", extra=f"{notify}\nnotify {rec}",
+                 global_extra=f"vrrp_notify_fifo {fifo}")
+    reader = FifoReader(fifo)
+    try:
+        d1 = Daemon(lab, "d1", conf1, "a")
+        wait_for(lambda: reader.lines(), timeout=START, what="the first FIFO line")
+        wait_master(lab, "d1", VIP4, START, d1)
+        mark = d1.mark()
+        flag.unlink()
+        d1.wait_log("Entering FAULT STATE", since=mark)
+        d2 = Daemon(lab, "d2", conf("d2", 150), "a")
+        wait_master(lab, "d2", VIP4, START, d2)
+        mark = d1.mark()
+        flag.touch()
+        d1.wait_log("Entering BACKUP STATE", since=mark)
+        assert d1.stop() == 0
+        wanted = ["BACKUP", "MASTER", "FAULT", "BACKUP", "STOP"]
+        lines = wait_for(lambda: len(reader.lines()) >= 5 and reader.lines(), timeout=5, what="5 FIFO lines")
+        assert lines == [f'INSTANCE "VI_1" {state} 100\n' for state in wanted]  # byte-exact
+        expected = []
+        for state in wanted:
+            expected += [f"{state.lower()}-arg", f"INSTANCE VI_1 {state} 100"]  # specific, then generic
+        assert out.read_text().splitlines() == expected
+        assert not fifo.exists()  # created by the daemon, removed at stop
+        assert d2.stop() == 0
+    finally:
+        reader.close()
