@@ -288,3 +288,99 @@ def test_notify_scripts_and_the_fifo_follow_master_fault_backup_stop(lab, tmp_pa
         assert d2.stop() == 0
     finally:
         reader.close()
+
+
+SMTP_SINK = """
+import socket, sys
+out, port = sys.argv[1], int(sys.argv[2])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(5)
+srv.settimeout(60)
+print("ready", flush=True)
+conn, _ = srv.accept()
+conn.settimeout(10)
+f = conn.makefile("rb")
+def reply(text):
+    conn.sendall(text.encode() + b"\\r\\n")
+reply("220 sink")
+with open(out, "w") as log:
+    while True:
+        line = f.readline().decode(errors="replace").rstrip("\\r\\n")
+        if not line:
+            break
+        log.write(line + "\\n")
+        word = line.split()[0].upper()
+        if word == "DATA":
+            reply("354 go on")
+            while (body := f.readline().decode(errors="replace").rstrip("\\r\\n")) != ".":
+                log.write(body + "\\n")
+            reply("250 queued")
+        elif word == "QUIT":
+            reply("221 bye")
+            break
+        else:
+            reply("250 ok")
+"""
+
+
+def test_an_smtp_alert_reaches_a_sink_on_loopback(lab, tmp_path):
+    sink, mail = tmp_path / "sink.py", tmp_path / "mail.txt"
+    sink.write_text(SMTP_SINK)
+    ready = tmp_path / "sink.log"
+    lab.spawn("d1", [sys.executable, str(sink), str(mail), "2525"], ready)
+    wait_for(lambda: ready.exists() and "ready" in ready.read_text(), timeout=10, what="the SMTP sink")
+    smtp = ("notification_email {\n ops@example.org\n}\nnotification_email_from ka@d1.example.org\n"
+            "smtp_server 127.0.0.1 2525\nsmtp_helo_name d1.example.org\nsmtp_connect_timeout 5")
+    d1 = Daemon(lab, "d1", conf("d1", 150, global_extra=smtp, extra="smtp_alert"), "a")
+    # alone, it becomes master: BACKUP is mailed first, MASTER next; the sink takes the first mail
+    wait_master(lab, "d1", VIP4, START, d1)
+    text = wait_for(lambda: mail.exists() and "QUIT" in mail.read_text() and mail.read_text(), timeout=START,
+                    what="a mail in the sink")
+    lines = text.splitlines()
+    assert lines[:4] == ["HELO d1.example.org", "MAIL FROM:<ka@d1.example.org>", "RCPT TO:<ops@example.org>", "DATA"]
+    assert "Subject: [d1] VRRP Instance VI_1 - Entering BACKUP state" in lines
+    assert "=> VRRP Instance is no longer owning VRRP VIPs <=" in lines
+    assert d1.stop() == 0
+    d1.wait_log("SMTP alert successfully sent.")
+
+
+WEB_CHECK = '/usr/bin/curl -sf -o /dev/null --max-time 1 http://127.0.0.1:8080/'
+
+
+def test_the_seed_scenario_a_web_check_moves_the_vip(lab, tmp_path):
+    """A web server on each director and a vrrp_script that checks it: stopping it on the master moves
+    the VIP to the backup; starting it again moves the VIP back."""
+    def web(node: str, tag: str) -> subprocess.Popen:
+        root = tmp_path / f"www-{node}"
+        root.mkdir(exist_ok=True)
+        (root / "index.html").write_text(f"{node}\n")
+        proc = lab.spawn(node, [sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1",
+                                "--directory", str(root)], tmp_path / f"web-{node}-{tag}.log")
+        wait_for(lambda: lab.run(node, WEB_CHECK.split(), check=False).returncode == 0, timeout=10,
+                 what=f"the web server in {node}")
+        return proc
+
+    block = f"""
+vrrp_script chk_web {{
+    script "{WEB_CHECK}"
+    interval 1
+    timeout 2
+    fall 2
+    rise 2
+}}
+"""
+    web1, _ = web("d1", "a"), web("d2", "a")
+    track = "track_script {\n chk_web\n}"
+    d1, d2 = elect(lab, conf("d1", 150, top=block, track=track), conf("d2", 100, top=block, track=track))
+    mark = d1.mark()
+    web1.terminate()
+    web1.wait(timeout=5)
+    wait_master(lab, "d2", VIP4, 2 + 2 + TAKEOVER, d1, d2)  # two failed checks, then priority 0
+    assert d1.wait_log("Entering FAULT STATE", since=mark)
+    mark = d1.mark()
+    web("d1", "b")
+    wait_master(lab, "d1", VIP4, 2 + 2 + TAKEOVER, d1, d2)  # two good checks, then preemption
+    assert d1.wait_log("VRRP_Script(chk_web) succeeded", since=mark)
+    assert d1.stop() == 0 and d2.stop() == 0
