@@ -2,6 +2,7 @@
 
     pyvrrpd --check-config [-f FILE] [--json] [--strict] [--dump]   (keepalived: -t)
     pyvrrpd -f FILE [-P] [-p PIDFILE] [--control-socket PATH] ...  (run in the foreground)
+    pyvrrpd diagnose [-i IFACE ...] [--duration S] [-f FILE] [--json] (explain split brain; see docs/diagnose.md)
 
 Heavy imports (anyio, pyroute2, aiohttp, structlog) happen only on the run path,
 so ``--check-config`` starts fast.
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None, *, fast_exit: bool = False) -> int:
     ``os._exit`` once the output is flushed: a check holds no resources, and tearing down the
     interpreter would only free a large config object by object (10-15 ms on a big config);
     so would the returns from load() and check_config(), unless what they made is kept here."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diagnose"]:  # a subcommand of its own, with its own options
+        from pyvrrpd.diagnose.command import main as diagnose
+
+        return diagnose(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
