@@ -423,8 +423,9 @@ class _Group:
         return True
 
     def _two_masters(self, causes: list[Kind]) -> Finding:
-        names = ", ".join(label if ref.get("silent") else f"{label} (priority {ref['priority']}, MAC {ref['mac']})"
-                          for label, ref in self.masters)
+        names = ", ".join(label if ref.get("silent") else
+                          f"{ref['source']} ({'this host, ' * ref['this_host']}priority {ref['priority']}, "
+                          f"MAC {ref['mac']})" for label, ref in self.masters)
         base = ("More than one router acts as master for this virtual router at the same time (sends adverts "
                 "with a non-zero priority, or holds its VIPs), so each of them answers ARP/ND for the VIPs: "
                 "clients' traffic goes to whichever answered them last.")
@@ -651,7 +652,7 @@ def _vips(cap: Capture, by_group: Mapping[tuple, list[Advertiser]], configured: 
             a = whose.get(mac)
             parts = [mac]
             if a is not None:
-                parts.append(f"({a.label}{', master' if a in masters else ''})")
+                parts.append(f"({a.src}{', this host' * a.this_host}{', master' * (a in masters)})")
             elif held_on is not None and mac == cap.host_macs.get(held_on):
                 parts.append("(this host)")
             elif mac in virtual:

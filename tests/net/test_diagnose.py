@@ -321,3 +321,19 @@ def test_malformed_frames_are_reported_as_such(lab):
     assert reasons == {(src, "bad_checksum"), (src, "too_short"), (src, "foreign_carp"), ("fe80::50", "bad_version")}
     (group,) = report["routers"]
     assert [(a["source"], a["ttl"]) for a in group["advertisers"]] == [(src, [64])]
+
+
+@pytest.mark.parametrize("prefix, args, reason", [
+    ((), ("-i", "nosuch0"), "there is no interface 'nosuch0' here"),
+    (("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"), ("--duration", "1"),
+     "capturing needs root (CAP_NET_RAW)"),
+])
+def test_could_not_run(lab, prefix, args, reason):
+    """Exit status 3 with the reason, as text and as JSON; never a traceback."""
+    for json_flag in ((), ("--json",)):
+        result = lab.run("c1", [*prefix, sys.executable, "-m", "pyvrrpd", "diagnose", *args, *json_flag],
+                         check=False)
+        assert result.returncode == 3, result
+        assert f"could not run: {reason}" in result.stderr and "Traceback" not in result.stderr
+        if json_flag:
+            assert reason in json.loads(result.stdout)["error"]
