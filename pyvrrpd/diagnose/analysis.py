@@ -384,20 +384,17 @@ class _Group:
         # MACs that answered for a VIP of this virtual router (this host's when it holds one)
         self.holders = {mac for v in vips for mac in holders.get((self.iface, v), ())}
         self.current = [a for a in routers if a.is_current_master(cap.end, self.holders)]
-        self.masters = [(a.label, _router_ref(a)) for a in _simultaneous_masters(routers, self.holders)]
         # This host holds a VIP of an instance configured here but sends no advert for it: it acts as master
         # all the same (a keepalived master can fall silent, see _simultaneous_masters; or a daemon died and
         # left its VIPs behind).
-        mine = self.holders & set(cap.host_macs.values())
+        mine = sorted(self.holders & set(cap.host_macs.values()))
         self.silent_here = expected is not None and bool(mine) and not any(a.this_host for a in routers)
-        if self.silent_here and any(not a.this_host for a in self.current):
-            if not self.masters:
-                self.masters = [(a.label, _router_ref(a)) for a in self.current]
-            self.masters.insert(0, (f"this host (holds the VIPs, sends no adverts; configured priority "
-                                    f"{expected.priority})",  # type: ignore[union-attr]
-                                    {"source": "this host", "mac": sorted(mine)[0],
-                                     "priority": expected.priority, "this_host": True,  # type: ignore[union-attr]
-                                     "silent": True}))
+        self.masters = [_router_ref(a) for a in _simultaneous_masters(routers, self.holders)]
+        others = [_router_ref(a) for a in self.current if not a.this_host]
+        if self.silent_here and others:
+            me = {"source": "this host", "mac": mine[0], "priority": expected.priority,  # type: ignore[union-attr]
+                  "this_host": True, "silent": True}
+            self.masters = [me] + (self.masters or others)
         self.local_state = self._local_state(local_states)
         self.broken = sum(1 for m in malformed
                           if (m.iface, m.family, m.vrid) == key and m.reason != "foreign_carp")
@@ -423,13 +420,14 @@ class _Group:
         return True
 
     def _two_masters(self, causes: list[Kind]) -> Finding:
-        names = ", ".join(label if ref.get("silent") else
-                          f"{ref['source']} ({'this host, ' * ref['this_host']}priority {ref['priority']}, "
-                          f"MAC {ref['mac']})" for label, ref in self.masters)
+        names = ", ".join(
+            f"this host (holds the VIPs, sends no adverts; configured priority {m['priority']})" if m.get("silent")
+            else f"{m['source']} ({'this host, ' * m['this_host']}priority {m['priority']}, MAC {m['mac']})"
+            for m in self.masters)
         base = ("More than one router acts as master for this virtual router at the same time (sends adverts "
                 "with a non-zero priority, or holds its VIPs), so each of them answers ARP/ND for the VIPs: "
                 "clients' traffic goes to whichever answered them last.")
-        if any(ref.get("silent") for _, ref in self.masters):
+        if any(m.get("silent") for m in self.masters):
             base += (" This host holds the VIPs without advertising them: its daemon is master but silent "
                      "(keepalived stops sending while it keeps receiving adverts it rejects, when the other "
                      "master's interval is shorter), or its daemon died and left the VIPs behind.")
@@ -448,7 +446,7 @@ class _Group:
                   "adverts arrive; allow IP protocol 112 in the firewalls; where the network cannot carry "
                   "multicast, configure unicast_peer on both.")
         return Finding(Kind.TWO_MASTERS, self.where, f"{len(self.masters)} masters at once: {names}", why, do,
-                       {"masters": [ref for _, ref in self.masters], "causes": [c.value for c in causes]})
+                       {"masters": self.masters, "causes": [c.value for c in causes]})
 
     def _mismatches(self) -> list[Finding]:
         out = []

@@ -208,8 +208,7 @@ def send_frames(frames: Iterable[tuple[str, bytes]]) -> list[str]:
 
 
 def capture(interfaces: Sequence[str], host: Host, *, duration: float | None,
-            listen_for: Callable[[int], float], extra_vips: Iterable[tuple[str, IPAddress]] = (),
-            probe: bool = True) -> Capture:
+            listen_for: Callable[[int], float], extra_vips: Iterable[tuple[str, IPAddress]] = ()) -> Capture:
     """Listen (``duration`` seconds, or ``listen_for(slowest interval heard in µs)``), then probe every VIP
     heard or configured on a captured interface, then listen for the answers."""
     notes: list[str] = []
@@ -228,7 +227,7 @@ def capture(interfaces: Sequence[str], host: Host, *, duration: float | None,
             targets = targets[:MAX_PROBES]
         probe_start = time.time()
         probed, frames = [], []
-        for name, vip in targets if probe else ():
+        for name, vip in targets:
             link = host.links[name]
             frame = probe_frame(link.mac, vip, host.link_local.get(name))
             if frame is None:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyvrrpd.diagnose import capture, local
 from pyvrrpd.diagnose.analysis import EXIT_CANNOT_RUN, MAX_LISTEN_S, analyse, listen_seconds
-from pyvrrpd.diagnose.wire import Heard
+from pyvrrpd.diagnose.capture import CannotRun
 from pyvrrpd.diagnose.render import error_json, error_text, render_json, render_text
+from pyvrrpd.diagnose.wire import Heard
 
 MAX_DURATION_S = 3600.0
 
 
 class _UsageError(Exception):
-    pass
-
-
-class CannotRunError(Exception):
     pass
 
 
@@ -61,7 +59,7 @@ def main(argv: list[str]) -> int:
         return _run(args)
     except _UsageError as exc:
         return _cannot_run(f"usage: {exc} (see pyvrrpd diagnose --help)", json_out)
-    except CannotRunError as exc:
+    except CannotRun as exc:
         return _cannot_run(str(exc), json_out)
     except KeyboardInterrupt:
         return _cannot_run("interrupted", json_out)
@@ -75,32 +73,27 @@ def _cannot_run(reason: str, json_out: bool) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pyvrrpd.diagnose import capture, local
-
     expected, notes = _expected(args)
     if args.status_file:
         try:
             states = local.read_status_file(args.status_file)
         except ValueError as exc:
-            raise CannotRunError(str(exc)) from None
+            raise CannotRun(str(exc)) from None
     else:
         states = local.query_local_daemon()
-    try:
-        host = capture.read_host()
-        interfaces = args.interface or sorted({e.iface for e in expected if e.iface in host.links}) \
-            or host.default_interfaces()
-        for e in expected:
-            if e.iface not in host.links:
-                notes.append(f"vrrp_instance {e.name}: interface {e.iface} does not exist here")
-        if not interfaces:
-            raise CannotRunError("no interface to listen on (none is up)")
-        configured_us = [e.interval_us for e in expected if e.iface in interfaces]
-        cap = capture.capture(
-            interfaces, host, duration=args.duration,
-            listen_for=lambda heard_us: listen_seconds(configured_us, [heard_us]),
-            extra_vips=[(e.iface, vip) for e in expected for vip in sorted(e.vips, key=lambda v: (v.version, v))])
-    except capture.CannotRun as exc:
-        raise CannotRunError(str(exc)) from None
+    host = capture.read_host()
+    interfaces = list(dict.fromkeys(args.interface or ())) \
+        or sorted({e.iface for e in expected if e.iface in host.links}) or host.default_interfaces()
+    for e in expected:
+        if e.iface not in host.links:
+            notes.append(f"vrrp_instance {e.name}: interface {e.iface} does not exist here")
+    if not interfaces:
+        raise CannotRun("no interface to listen on (none is up)")
+    configured_us = [e.interval_us for e in expected if e.iface in interfaces]
+    cap = capture.capture(
+        interfaces, host, duration=args.duration,
+        listen_for=lambda heard_us: listen_seconds(configured_us, [heard_us]),
+        extra_vips=[(e.iface, vip) for e in expected for vip in sorted(e.vips, key=lambda v: (v.version, v))])
     slowest = max([*configured_us, *(o.advert.interval_us for o in cap.observations if isinstance(o, Heard))],
                   default=0)
     if args.duration is None and 3 * slowest / 1e6 > MAX_LISTEN_S:
@@ -124,6 +117,6 @@ def _expected(args: argparse.Namespace) -> tuple[list, list[str]]:
 
     loaded = load(args.file, config_id=args.config_id, host_checks=False)
     if not loaded.ok or loaded.config is None:
-        raise CannotRunError(f"{args.file}: the configuration has {loaded.errors} error(s); "
+        raise CannotRun(f"{args.file}: the configuration has {loaded.errors} error(s); "
                              f"see `pyvrrpd --check-config -f {args.file}`")
     return expected_instances(loaded.config)  # type: ignore[arg-type]

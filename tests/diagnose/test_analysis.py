@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyvrrpd.core.packet import ChecksumForm, Advertisement
 from pyvrrpd.diagnose.analysis import Capture, analyse, listen_seconds
@@ -210,3 +212,30 @@ def test_listen_seconds():
     assert listen_seconds([1_000_000], [2_000_000]) == 6.0
     assert listen_seconds([], [255_000_000]) == 60.0
     assert listen_seconds([], [255_000_000], maximum=1000) == 765.0
+
+
+_heard = st.builds(
+    lambda t, src, prio, version, interval, vrid, vips, ttl, pw: advert(
+        t, src, prio, version=version, interval=interval, vrid=vrid, vips=vips, ttl=ttl, password=pw,
+        form=PSEUDO if version == 3 else None),
+    st.floats(0, END), st.sampled_from([R1, R2, R3, HERE]), st.integers(0, 255), st.sampled_from([2, 3]),
+    st.sampled_from([0.1, 1.0, 2.0]), st.sampled_from([51, 52]), st.sampled_from([(VIP,), (VIP, VIP_B), ()]),
+    st.sampled_from([255, 64]), st.sampled_from([None, b"a", b"b"]))
+_answer = st.builds(answer, st.sampled_from([VIP, VIP_B]), st.sampled_from([M1, M2, M3]), st.floats(0, END))
+_malformed = st.builds(lambda t, reason, vrid: Malformed(t, "lan0", M3, 4, R3, vrid, reason, "detail"),
+                       st.floats(0, END), st.sampled_from(["bad_checksum", "too_short", "foreign_carp"]),
+                       st.none() | st.integers(0, 255))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_heard | _answer | _malformed, max_size=40), st.booleans(), st.booleans())
+def test_any_observations_give_a_report(observations, with_config, held_here):
+    observations.sort(key=lambda o: o.t)
+    case = Case("", observations, [], 0, expected=[config()] if with_config else [],
+                probed=(("lan0", VIP), ("lan0", VIP_B)), here={VIP: "lan0"} if held_here else {})
+    report = analyse(capture(case), case.expected)
+    doc = report.to_dict()
+    assert json.loads(render_json(doc)) == doc
+    assert render_text(doc).endswith(f"(exit status {report.exit_status})\n")
+    assert report.exit_status in (0, 1, 2)
+    assert (report.exit_status == 1) == any(f.severity == "split_brain" for f in report.findings)
