@@ -121,6 +121,8 @@ CASES = [
          every(R1, 0, 4) + [answer(VIP, M1)], ["equal_priorities"], 2, expected=[config(priority=100)]),
     Case("TTL 64: the advert crossed a router",
          every(R1, 0, 4, prio=150, ttl=64) + [answer(VIP, M1)], ["ttl_not_255"], 2),
+    Case("unicast adverts to this host that crossed a router: reported, not a cause",
+         every(R1, 0, 4, prio=150, ttl=62, dst=HERE) + [answer(VIP, M1)], ["ttl_not_255"], 2),
     Case("stale VIP: an old master still answers",
          every(R2, 0, 4, prio=150) + [answer(VIP, M2), answer(VIP, M3)], ["vip_multiple_macs"], 1),
     Case("a MAC that is not the master's answers",
@@ -176,6 +178,12 @@ def test_two_masters_names_the_cause_and_never_prints_a_password():
                                       {"value": "PASS, password B", "routers": [str(R2)]}]
     text = render_text(report.to_dict()) + render_json(report.to_dict())
     assert "pw-alpha" not in text and "pw-omega" not in text
+
+
+def test_ttl_of_unicast_adverts_is_no_cause():
+    case = next(c for c in CASES if c.name.startswith("unicast adverts"))
+    (ttl,) = analyse(capture(case)).findings
+    assert ttl.details == {"routers": [{"router": str(R1), "ttl": [62], "multicast": False}], "multicast": False}
 
 
 def test_no_cause_explains_blocked_multicast():
