@@ -239,7 +239,7 @@ class Peer:
         would stop its child gracefully), then the parent. pyvrrpd is one process."""
         return list(dict.fromkeys((self.vrrp_pid, self.process.pid)))
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the parent and wait for it (bounded); SIGKILL whatever is left. Safe to repeat."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -291,7 +291,7 @@ vrrp_instance VI4 {{
 """
 
 
-def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0) -> KeepalivedPeer:
+def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 30.0) -> KeepalivedPeer:
     """Start keepalived 2.2.7 (VRRP only, foreground, console log) in `node` with its own pid files.
 
     Files go to lab.workdir as keepalived-<node>.{conf,pid,vrrp.pid,log}.
@@ -315,7 +315,7 @@ def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0)
 
 
 def start_pyvrrpd(lab: Lab, node: str, config: str, *, args: Sequence[str] = (),
-                  timeout: float = 10.0) -> Peer:
+                  timeout: float = 30.0) -> Peer:
     """Start pyvrrpd (foreground, one process) in `node` on a keepalived.conf, like start_keepalived.
 
     Files go to lab.workdir as pyvrrpd-<node>.{conf,pid,log}; returns once the pid file is written.
