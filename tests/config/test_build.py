@@ -1,4 +1,4 @@
-"""build.py: node tree -> model + semantic diagnostics (keepalived 2.2.7 outcomes).
+"""pyvrrpd.config.build: node tree -> model + semantic diagnostics (keepalived 2.2.7 outcomes).
 
 Configs go through the real lexer and parser, so each test is "config text ->
 model fields and diagnostics with line numbers". Only the build's own

@@ -19,7 +19,7 @@ import textwrap
 import pytest
 
 from pyvrrpd import cli
-from pyvrrpd.config import build as build_mod
+from pyvrrpd.config.build import host as host_mod
 from pyvrrpd.config import lexer
 from pyvrrpd.config import model as m
 from pyvrrpd.config.diagnostics import render_all
@@ -207,18 +207,18 @@ def test_keep_changes_nothing_but_what_is_freed(tmp_path):
 
 def test_local_host_asks_the_system_once(monkeypatch):
     asked = []
-    real = build_mod.pwd.getpwnam
+    real = host_mod.pwd.getpwnam
 
     def getpwnam(name):
         asked.append(name)
         return real("root")
 
-    monkeypatch.setattr(build_mod.pwd, "getpwnam", getpwnam)
-    host = build_mod.LocalHost()
+    monkeypatch.setattr(host_mod.pwd, "getpwnam", getpwnam)
+    host = host_mod.LocalHost()
     assert host.user_problem("someone", None) is None
     assert host.user_problem("someone", None) is None
     assert asked == ["someone"]
-    assert build_mod.LocalHost().user_problem("someone", None) is None  # a new host asks again
+    assert host_mod.LocalHost().user_problem("someone", None) is None  # a new host asks again
     assert asked == ["someone", "someone"]
 
 
