@@ -20,7 +20,7 @@ import pytest
 
 from pyvrrpd import cli
 from pyvrrpd.config.build import host as host_mod
-from pyvrrpd.config import lexer
+from pyvrrpd.config import tokens
 from pyvrrpd.config import model as m
 from pyvrrpd.config.diagnostics import render_all
 from pyvrrpd.config.lexer import read_config
@@ -77,10 +77,10 @@ def test_plain_lines_split_like_the_full_tokenizer(tmp_path):
     plain = [line for line in lines if line._words is None]
     assert len(plain) > len(lines) // 2  # the shortcut is taken for most lines, replayed ones too
     for line in lines:
-        full = lexer._split_words(line.text)
+        full = tokens.split_words(line.text)
         assert [(w.offset, w.text) for w in line.words] == [(start, text) for start, _, text in full]
         for word, (start, end, _) in zip(line.words, full):
-            assert word.span == lexer._span_at(line._source, line._lineno, line._cols, start, end)
+            assert word.span == tokens.span_at(line._source, line._lineno, line._cols, start, end)
         assert line.span == line.words[0].span
 
 
