@@ -42,6 +42,10 @@ def load(
 ) -> Loaded:
     """Read, parse and build ``path``. Never raises for bad input.
 
+    Safe to call in a running daemon, from any thread: it reads files and makes new objects.
+    The only process-wide thing it touches is the cyclic collector, paused while it runs and
+    then left as it was; objects the caller froze with ``gc.freeze()`` stay frozen.
+
     ``keep``: a list that gets the objects made on the way (the parser's tree, the
     builder's drafts) instead of their being freed on return. A process that exits
     right after (``--check-config``) passes one it never frees: freeing the ~200,000
@@ -52,7 +56,10 @@ def load(
     from pyvrrpd.config.parser import parse
 
     # A config is a burst of small objects that all stay alive: the cyclic garbage collector
-    # would only rescan them (it took about half of the build time on large configs).
+    # would only rescan them (it took about half of the build time on large configs). Pausing
+    # it is all this does to the collector: never gc.freeze()/unfreeze(), which act on the
+    # whole process (unfreeze() would undo a running daemon's own freeze), so a reload may
+    # call load() from a worker thread while the daemon runs.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -65,12 +72,6 @@ def load(
             keep.append(root)
     finally:
         if gc_was_enabled:
-            # Everything made here is young for the collector, and the first collection
-            # after this would scan all of it (60 ms for 100,000 lines). freeze() then
-            # unfreeze() moves every tracked object (the caller's too) to the oldest
-            # generation without a scan: garbage cycles there wait for a full collection.
-            gc.freeze()
-            gc.unfreeze()
             gc.enable()
     if strict:
         diags = [

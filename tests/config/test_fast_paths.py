@@ -235,3 +235,52 @@ def test_load_leaves_the_collector_as_it_was(tmp_path, enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_load_keeps_what_the_caller_froze(tmp_path):
+    """A running daemon freezes what it keeps (gc.freeze()); a reload must not undo that."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    kept = [[i] for i in range(1000)]  # tracked objects the "daemon" keeps
+    was = gc.isenabled()
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(kept)
+        assert load(str(path), config_id="test", host_checks=False).config is not None
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+
+
+def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
+    """Reload runs load() off the event loop: in a thread, with the frozen objects and the
+    collector's state as they were once it is done, and the same result as in the main thread."""
+    import threading
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    results = []
+    was = gc.isenabled()
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        worker = threading.Thread(target=lambda: results.append(load(str(path), config_id="test",
+                                                                     host_checks=False)))
+        worker.start()
+        busy = [[i] for i in range(10_000)]  # the main thread makes objects meanwhile
+        worker.join(timeout=60)
+        assert not worker.is_alive() and len(busy) == 10_000
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+    (loaded,) = results
+    here = load(str(path), config_id="test", host_checks=False)
+    assert repr(loaded.config) == repr(here.config)
+    assert render_all(loaded.diagnostics) == render_all(here.diagnostics)
