@@ -46,6 +46,16 @@ class AuthType(enum.Enum):
     AH = "AH"
 
 
+class TrackKind(enum.Enum):
+    """What a ``track_*`` entry names: the keyword's suffix (``track_interface`` -> INTERFACE)."""
+
+    INTERFACE = "interface"  # a network interface: down means failed
+    SCRIPT = "script"  # a vrrp_script
+    FILE = "file"  # a track_file (its value times the weight)
+    PROCESS = "process"  # a vrrp_track_process
+    BFD = "bfd"  # a bfd_instance
+
+
 class LbKind(enum.Enum):
     """IPVS forwarding method (``lb_kind`` / ``lvs_method``)."""
 
@@ -197,16 +207,53 @@ class Script(_Value):
 
 @_frozen
 class Track(_Value):
-    """One ``track_interface``/``track_script``/``track_file``/... entry.
+    """One line of a ``track_interface``/``track_script``/``track_file``/``track_process``/
+    ``track_bfd`` block of an instance or a sync group.
 
     ``weight`` 0 means "a failure puts the instance in FAULT"; otherwise the
-    weight is added to (or with ``reverse`` subtracted from) the priority.
+    weight changes the priority (``reverse`` turns the change around). The weight
+    is already resolved: the line's own, else the tracked object's.
     """
 
-    name: str
+    kind: TrackKind
+    name: str  # the interface, or the vrrp_script/track_file/... name
     weight: int = 0
     reverse: bool = False
     span: Span = _place()
+
+
+@_frozen
+class Notify(_Value):
+    """The notify scripts of an instance or a sync group, one per event (None: none).
+
+    ``deleted`` and ``master_rx_lower_pri`` exist for instances only.
+    """
+
+    master: Script | None = None  # notify_master
+    backup: Script | None = None  # notify_backup
+    fault: Script | None = None  # notify_fault
+    stop: Script | None = None  # notify_stop
+    deleted: Script | None = None  # notify_deleted
+    master_rx_lower_pri: Script | None = None  # notify_master_rx_lower_pri
+    any_state: Script | None = None  # notify: every state change, with the new state as an argument
+
+    @property
+    def scripts(self) -> tuple[tuple[str, Script], ...]:
+        """(keyword, script) of each configured script, in keepalived's keyword order."""
+        return tuple((NOTIFY_KEYWORDS[f.name], getattr(self, f.name)) for f in fields(self)
+                     if getattr(self, f.name) is not None)
+
+
+#: Notify field -> the keyword that sets it.
+NOTIFY_KEYWORDS = {
+    "master": "notify_master",
+    "backup": "notify_backup",
+    "fault": "notify_fault",
+    "stop": "notify_stop",
+    "deleted": "notify_deleted",
+    "master_rx_lower_pri": "notify_master_rx_lower_pri",
+    "any_state": "notify",
+}
 
 
 @_frozen
@@ -436,18 +483,8 @@ class VrrpInstance(_Value):
     higher_prio_send_advert: bool = False
     auth_type: AuthType | None = None
     auth_pass: str | None = None  # at most 8 characters
-    track_interfaces: tuple[Track, ...] = ()
-    track_scripts: tuple[Track, ...] = ()
-    track_files: tuple[Track, ...] = ()
-    track_processes: tuple[Track, ...] = ()
-    track_bfds: tuple[Track, ...] = ()
-    notify_master: Script | None = None
-    notify_backup: Script | None = None
-    notify_fault: Script | None = None
-    notify_stop: Script | None = None
-    notify_deleted: Script | None = None
-    notify: Script | None = None
-    notify_master_rx_lower_pri: Script | None = None
+    tracks: tuple[Track, ...] = ()  # in config order
+    notify: Notify = field(default_factory=Notify)
     notify_priority_changes: bool = False
     smtp_alert: bool = False
     debug: int = 0
@@ -472,16 +509,8 @@ class SyncGroup(_Value):
 
     name: str
     members: tuple[str, ...] = ()  # instance names that exist
-    track_interfaces: tuple[Track, ...] = ()
-    track_scripts: tuple[Track, ...] = ()
-    track_files: tuple[Track, ...] = ()
-    track_processes: tuple[Track, ...] = ()
-    track_bfds: tuple[Track, ...] = ()
-    notify_master: Script | None = None
-    notify_backup: Script | None = None
-    notify_fault: Script | None = None
-    notify_stop: Script | None = None
-    notify: Script | None = None
+    tracks: tuple[Track, ...] = ()  # in config order
+    notify: Notify = field(default_factory=Notify)
     smtp_alert: bool = False
     tracking_weight: bool = False  # sync_group_tracking_weight / global_tracking
     notify_priority_changes: bool = False

@@ -564,7 +564,8 @@ def test_track_script_weights_and_missing_scripts(load):
         }
         """
     )
-    (t,) = b.instance.track_scripts
+    (t,) = b.instance.tracks
+    assert t.kind is m.TrackKind.SCRIPT
     assert (t.name, t.weight, t.reverse) == ("chk", -20, False)
     assert b.has(11, "nosuch", "not defined")
     assert b.has(12, "chk2", "defined later")
@@ -572,7 +573,7 @@ def test_track_script_weights_and_missing_scripts(load):
 
 def test_track_script_weight_254_becomes_253(load):
     b = load('vrrp_script chk {\n  script "/bin/true"\n}\n' + vi("track_script {\n    chk weight 254\n}"))
-    assert b.instance.track_scripts[0].weight == 253
+    assert b.instance.tracks[0].weight == 253
     assert b.has(9, "254")
 
 
@@ -601,8 +602,8 @@ def test_vrrp_script_unquoted_arguments_are_dropped(load):
 
 def test_track_interface_weight_and_own_interface(load):
     b = load(vi("track_interface {\n    eth1 weight -10 reverse\n    eth0\n    eth2 weight 254\n}"))
-    names = [(t.name, t.weight, t.reverse) for t in b.instance.track_interfaces]
-    assert names == [("eth1", -10, True), ("eth2", 253, False)]
+    names = [(t.kind.value, t.name, t.weight, t.reverse) for t in b.instance.tracks]
+    assert names == [("interface", "eth1", -10, True), ("interface", "eth2", 253, False)]
     assert b.has(6, "its own interface eth0")
     assert b.has(7, "254")
 
@@ -612,7 +613,7 @@ def test_track_file(load):
              + vi("track_file {\n    TF\n}"))
     (tf,) = b.config.track_files
     assert (tf.name, tf.path, tf.weight) == ("TF", "/run/x", -5)
-    assert b.instance.track_files[0].weight == -5
+    assert [(t.kind, t.weight) for t in b.instance.tracks] == [(m.TrackKind.FILE, -5)]
     assert b.has(7, "NOFILE", "no 'file'")
 
 
@@ -630,7 +631,7 @@ def test_sync_group_members_and_unknown_names(load):
     assert any("only one member" in w for _, w in b.warnings)
     # a member of a sync group without tracking weight tracks unweighted
     assert b.instance.sync_group == "G"
-    assert b.instance.track_interfaces[0].weight == 0
+    assert [(t.kind, t.name, t.weight) for t in b.instance.tracks] == [(m.TrackKind.INTERFACE, "eth1", 0)]
 
 
 def test_instance_in_two_sync_groups(load):
@@ -705,12 +706,13 @@ def test_script_problem_from_host(load):
     b = load(vi('notify_master "/bin/nope arg"'), host=StaticHost(
         interfaces=frozenset({"eth0"}), users=host.users, scripts=host.scripts))
     assert b.has(4, "/bin/nope cannot be accessed", "(host check)")
-    assert b.instance.notify_master.argv == ("/bin/nope", "arg")
+    assert b.instance.notify.master.argv == ("/bin/nope", "arg")
 
 
 def test_notify_script_user_and_group(load):
     b = load(vi('notify "/usr/local/bin/notify.sh x" nobody nogroup'))
-    s = b.instance.notify
+    s = b.instance.notify.any_state
+    assert b.instance.notify.scripts == (("notify", s),)
     assert (s.argv, s.user, s.group) == (("/usr/local/bin/notify.sh", "x"), "nobody", "nogroup")
 
 
@@ -985,7 +987,7 @@ def test_model_is_immutable(load):
 
 def test_every_model_object_has_a_span(load):
     b = load(vi("track_interface {\n    eth1\n}") + lvs(rs="HTTP_GET {\n    url {\n        path /\n    }\n}"))
-    objs = [b.instance, *b.instance.vips, *b.instance.track_interfaces, b.vs, *b.vs.real_servers,
+    objs = [b.instance, *b.instance.vips, *b.instance.tracks, b.vs, *b.vs.real_servers,
             *b.vs.real_servers[0].checkers, *b.vs.real_servers[0].checkers[0].urls]
     assert all(o.span is not None and o.span.line > 0 for o in objs)
 

@@ -143,12 +143,14 @@ def test_reference_syntax(tmp_path, line, expected, monkeypatch):
 
 def test_model_repr_eq_and_hash_are_dataclass_like():
     span = None
-    a = m.Track(name="eth0", weight=2, span=span)
-    b = m.Track(name="eth0", weight=2, span=span)
-    assert repr(a) == "Track(name='eth0', weight=2, reverse=False, span=None)"
-    assert a == b and hash(a) == hash(b) == hash(("eth0", 2, False))  # the span is not compared
-    assert a != m.Track(name="eth1", weight=2, span=span)
-    assert a.__eq__(("eth0", 2, False, None)) is NotImplemented
+    k = m.TrackKind.INTERFACE
+    a = m.Track(kind=k, name="eth0", weight=2, span=span)
+    b = m.Track(kind=k, name="eth0", weight=2, span=span)
+    assert repr(a) == "Track(kind=<TrackKind.INTERFACE: 'interface'>, name='eth0', weight=2, reverse=False, span=None)"
+    assert a == b and hash(a) == hash(b) == hash((k, "eth0", 2, False))  # the span is not compared
+    assert a != m.Track(kind=k, name="eth1", weight=2, span=span)
+    assert a != m.Track(kind=m.TrackKind.SCRIPT, name="eth0", weight=2, span=span)
+    assert a.__eq__((k, "eth0", 2, False, None)) is NotImplemented
     tcp = m.TcpCheck(span=span)
     assert tcp != m.PingCheck(span=span)  # same fields, other class
     assert repr(tcp).startswith("TcpCheck(retry=1, delay_before_retry_us=1000000,")
@@ -162,16 +164,17 @@ def test_model_init_is_dataclass_like():
     assert type(m.TcpCheck(span=None)) is m.TcpCheck
     c1, c2 = m.Config(), m.Config()
     assert c1 == c2 and c1.global_defs is not c2.global_defs  # default_factory: one each
+    k = m.TrackKind.INTERFACE
     with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'span'"):
-        m.Track(name="eth0")
+        m.Track(kind=k, name="eth0")
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
-        m.Track(name="eth0", span=None, nope=1)
+        m.Track(kind=k, name="eth0", span=None, nope=1)
     with pytest.raises(TypeError):
-        m.Track("eth0", span=None)  # keyword-only
-    t = m.Track(name="eth0", weight=2, span=None)
+        m.Track(k, "eth0", span=None)  # keyword-only
+    t = m.Track(kind=k, name="eth0", weight=2, span=None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         del t.weight
-    assert dataclasses.replace(t, weight=3) == m.Track(name="eth0", weight=3, span=None)
+    assert dataclasses.replace(t, weight=3) == m.Track(kind=k, name="eth0", weight=3, span=None)
     assert copy.copy(t) == t and pickle.loads(pickle.dumps(t)) == t
 
 

@@ -146,6 +146,20 @@ def notify_script(b: Builder, node: Node, subsystem: str, what: str) -> m.Script
     return script
 
 
+#: notify_* keyword -> the field of model.Notify it sets.
+NOTIFY_FIELDS: dict[str, str] = {keyword: name for name, keyword in m.NOTIFY_KEYWORDS.items()}
+
+
+def notify_keyword(b: Builder, notify: dict[str, m.Script | None], node: Node, owner: str) -> None:
+    """A notify_* keyword of an instance or a sync group, into ``notify`` (a Notify's fields)."""
+    k = node.keyword
+    name = NOTIFY_FIELDS[k]
+    if name in notify:
+        b.r.warn(node.span, f"{owner}: {k} is already given; ignored")
+    elif arg(node) is not None:
+        notify[name] = notify_script(b, node, "vrrp", f"{owner}: {k}")
+
+
 def script_checks(b: Builder) -> None:
     """Host problems of each kept script, and keepalived's SECURITY VIOLATION check."""
     if b.host is not None:
@@ -377,10 +391,15 @@ def bfd_instance(b: Builder, node: Node) -> None:
     b.bfds[name] = m.BfdInstance(**kw)
 
 
-def tracks(b: Builder, node: Node, owner: str, kind: str) -> tuple[m.Track, ...]:
+#: The track_* blocks of instances and sync groups, and what they name.
+TRACK_KINDS: dict[str, m.TrackKind] = {f"track_{kind.value}": kind for kind in m.TrackKind}
+
+
+def tracks(b: Builder, node: Node, owner: str, track_kind: m.TrackKind) -> tuple[m.Track, ...]:
     """One track_interface/track_script/track_file/track_process/track_bfd block."""
     r = b.r
     out: list[m.Track] = []
+    kind = track_kind.value
     label = "track_" + kind
     for item in node.items:
         name_w = item[0]
@@ -397,7 +416,8 @@ def tracks(b: Builder, node: Node, owner: str, kind: str) -> tuple[m.Track, ...]
             }[kind]
             obj = found.get(name)
             if obj is None and kind == "bfd" and name in defs and defs[name][0] < b.top_index:
-                obj = m.Track(name=name, span=name_w.span)  # keepalived tracks even a disabled bfd_instance
+                # keepalived tracks even a disabled bfd_instance
+                obj = m.Track(kind=track_kind, name=name, span=name_w.span)
             if obj is None:
                 defined = defs.get(name)
                 if defined is None:
@@ -437,5 +457,5 @@ def tracks(b: Builder, node: Node, owner: str, kind: str) -> tuple[m.Track, ...]
                     reverse = opt == "reverse"
                 else:
                     r.warn(item[3].span, f"{owner}: unknown {label} {name} weight option '{opt}'; ignored")
-        out.append(m.Track(name=name, weight=weight, reverse=reverse, span=name_w.span))
+        out.append(m.Track(kind=track_kind, name=name, weight=weight, reverse=reverse, span=name_w.span))
     return tuple(out)

@@ -10,6 +10,7 @@ inherited values and corrections that need the whole file (:func:`sync_groups` r
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from pyvrrpd.config import model as m
@@ -35,6 +36,8 @@ from pyvrrpd.config.build.values import (
 from pyvrrpd.config.diagnostics import Span
 from pyvrrpd.config.lexer import Word
 from pyvrrpd.config.parser import Node
+
+_INTERFACE = m.TrackKind.INTERFACE
 
 # ------------------------------------------------------------------ vrrp_instance: reading
 
@@ -204,12 +207,8 @@ def _instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
         v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: kernel_rx_buf_size", "ignoring it")
         if v is not None:
             kw["kernel_rx_buf_size"] = v
-    elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify",
-               "notify_master_rx_lower_pri"):
-        if k in kw:
-            r.warn(c.span, f"{owner}: {k} is already given; ignored")
-        elif a is not None:
-            kw[k] = scripts.notify_script(b, c, "vrrp", f"{owner}: {k}")
+    elif k in scripts.NOTIFY_FIELDS:
+        scripts.notify_keyword(b, d.notify, c, owner)
     elif k in ("smtp_alert", "notify_priority_changes"):
         v = read_bool(r, c, f"{owner}: {k}")
         if v is not None:
@@ -253,16 +252,8 @@ def _instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
                     r.warn(ac.words[1].span, f"{owner}: auth_pass is longer than 8 characters; "
                                     f"only the first 8 are used")
                     d.auth_pass = aa[:8]
-    elif k == "track_interface":
-        d.tracks["track_interfaces"] += scripts.tracks(b, c, owner, "interface")
-    elif k == "track_script":
-        d.tracks["track_scripts"] += scripts.tracks(b, c, owner, "script")
-    elif k == "track_file":
-        d.tracks["track_files"] += scripts.tracks(b, c, owner, "file")
-    elif k == "track_process":
-        d.tracks["track_processes"] += scripts.tracks(b, c, owner, "process")
-    elif k == "track_bfd":
-        d.tracks["track_bfds"] += scripts.tracks(b, c, owner, "bfd")
+    elif k in scripts.TRACK_KINDS:
+        d.tracks += scripts.tracks(b, c, owner, scripts.TRACK_KINDS[k])
 
 
 def _unicast_peer(b: Builder, d: "_InstanceDraft", item: tuple[Word, ...]) -> None:
@@ -373,16 +364,10 @@ def sync_group(b: Builder, node: Node) -> None:
             s.members = block_words(c.items)
             if not s.members:
                 r.warn(c.end or c.span, f"{owner}: the group block is empty")
-        elif k in ("track_interface", "track_script", "track_file", "track_process", "track_bfd"):
-            kind = k[len("track_"):]
-            field_name = {"interface": "track_interfaces", "script": "track_scripts", "file": "track_files",
-                          "process": "track_processes", "bfd": "track_bfds"}[kind]
-            s.kw[field_name] = s.kw.get(field_name, ()) + scripts.tracks(b, c, owner, kind)
-        elif k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
-            if k in s.kw:
-                r.warn(c.span, f"{owner}: {k} is already given; ignored")
-            elif arg(c) is not None:
-                s.kw[k] = scripts.notify_script(b, c, "vrrp", f"{owner}: {k}")
+        elif k in scripts.TRACK_KINDS:
+            s.tracks += scripts.tracks(b, c, owner, scripts.TRACK_KINDS[k])
+        elif k in scripts.NOTIFY_FIELDS:
+            scripts.notify_keyword(b, s.notify, c, owner)
         elif k in ("smtp_alert", "notify_priority_changes"):
             v = read_bool(r, c, f"{owner}: {k}")
             if v is not None:
@@ -417,7 +402,7 @@ def _resolve_sync_members(b: Builder) -> None:
 
 
 def sync_groups(b: Builder) -> tuple[m.SyncGroup, ...]:
-    _resolve_sync_members(b, )
+    _resolve_sync_members(b)
     for d in b.drafts:
         inst = _complete(b, d)
         if inst is not None:
@@ -428,18 +413,18 @@ def sync_groups(b: Builder) -> tuple[m.SyncGroup, ...]:
         members = [n for n in s.valid if n in by_name]
         if not members:
             continue
-        kw = dict(s.kw)
+        tracks = s.tracks
         if any(by_name[n].priority == m.OWNER_PRIORITY for n in members):
-            for field_name in ("track_interfaces", "track_scripts", "track_files", "track_bfds"):
-                tracks = kw.get(field_name, ())
-                for t in tracks:
+            tracks = []
+            for t in s.tracks:
+                if t.kind is not m.TrackKind.PROCESS:
                     if t.weight:
                         b.r.warn(t.span, f"vrrp_sync_group {s.name}: {t.name} cannot have a weight because "
                                          "a member has priority 255; using weight 0")
-                kw[field_name] = tuple(
-                    m.Track(name=t.name, weight=0, reverse=t.reverse, span=t.span) for t in tracks
-                )
-        out.append(m.SyncGroup(name=s.name, members=tuple(members), span=s.node.span, **kw))
+                    t = dataclasses.replace(t, weight=0)
+                tracks.append(t)
+        out.append(m.SyncGroup(name=s.name, members=tuple(members), tracks=tuple(tracks),
+                               notify=m.Notify(**s.notify), span=s.node.span, **s.kw))
     return tuple(out)
 
 
@@ -605,32 +590,33 @@ def _complete(b: Builder, d: "_InstanceDraft") -> m.VrrpInstance | None:
         r.warn(span, f"{owner}: vmac_xmit_base only works with use_vmac; cleared")
         kw["vmac_xmit_base"] = False
 
-    tracks = {k: list(v) for k, v in d.tracks.items()}
     own = kw.get("interface")
-    for t in list(tracks["track_interfaces"]):
-        if t.name == own:
+    tracks = []
+    for t in d.tracks:
+        if t.kind is _INTERFACE and t.name == own:
             r.warn(t.span, f"{owner}: tracking its own interface {own} is implicit; track_interface ignored")
-            tracks["track_interfaces"].remove(t)
+        else:
+            tracks.append(t)
     sync = b.member_of.get(d.name)
     sync_fixed = sync is not None and not sync.kw.get("tracking_weight")
     if sync_fixed or priority == m.OWNER_PRIORITY:
         why = f"it is in vrrp_sync_group {sync.name}" if sync_fixed else "its priority is 255"
-        for key, label in (("track_interfaces", "tracked interface"), ("track_scripts", "tracked script"),
-                           ("track_files", "tracked file"), ("track_bfds", "tracked bfd")):
-            kept = []
-            for t in tracks[key]:
-                if not t.weight:
-                    kept.append(t)
-                elif key == "track_interfaces" and sync_fixed or key == "track_files" and t.weight == 1:
-                    r.warn(t.span, f"{owner}: {label} {t.name}: weight ignored because {why}; using weight 0")
-                    kept.append(m.Track(name=t.name, weight=0, reverse=t.reverse, span=t.span))
-                else:
-                    r.warn(t.span, f"{owner}: {label} {t.name} has a weight, which is not allowed "
-                                   f"because {why}; ignored")
-            tracks[key] = kept
+        kept = []
+        for t in tracks:
+            if not t.weight or t.kind is m.TrackKind.PROCESS:
+                kept.append(t)
+            elif t.kind is _INTERFACE and sync_fixed or t.kind is m.TrackKind.FILE and t.weight == 1:
+                r.warn(t.span, f"{owner}: tracked {t.kind.value} {t.name}: weight ignored because {why}; "
+                               "using weight 0")
+                kept.append(dataclasses.replace(t, weight=0))
+            else:
+                r.warn(t.span, f"{owner}: tracked {t.kind.value} {t.name} has a weight, which is not allowed "
+                               f"because {why}; ignored")
+        tracks = kept
 
     kw.update(garp)
-    kw.update({k: tuple(v) for k, v in tracks.items()})
+    kw["tracks"] = tuple(tracks)
+    kw["notify"] = m.Notify(**d.notify)
     kw.setdefault("down_timer_adverts", gd.vrrp_down_timer_adverts)
     kw.setdefault("check_unicast_src", gd.vrrp_check_unicast_src)
     if not kw.get("skip_check_adv_addr"):
@@ -749,7 +735,7 @@ class _InstanceDraft:
     __slots__ = (
         "name", "node", "owner", "kw", "family", "version", "state", "priority", "strict", "accept", "vrid_bad",
         "interface_missing", "unicast_configured", "nopreempt", "preempt_delay_us", "auth_type", "auth_pass",
-        "vips", "evips", "routes", "rules", "peers", "garp", "adverts", "tracks",
+        "vips", "evips", "routes", "rules", "peers", "garp", "adverts", "tracks", "notify",
     )
 
     def __init__(self, name: str, node: Node, owner: str) -> None:
@@ -777,13 +763,12 @@ class _InstanceDraft:
         self.peers: list[m.UnicastPeer] = []
         self.garp: dict = {}
         self.adverts: dict = {}
-        self.tracks: dict[str, tuple[m.Track, ...]] = {
-            "track_interfaces": (), "track_scripts": (), "track_files": (), "track_processes": (), "track_bfds": ()
-        }
+        self.tracks: list[m.Track] = []  # every track_* block's, in config order
+        self.notify: dict[str, m.Script | None] = {}  # Notify field -> script (None: given but unusable)
 
 
 class _SyncDraft:
-    __slots__ = ("name", "node", "kw", "members", "valid")
+    __slots__ = ("name", "node", "kw", "members", "valid", "tracks", "notify")
 
     def __init__(self, name: str, node: Node) -> None:
         self.name = name
@@ -791,3 +776,5 @@ class _SyncDraft:
         self.kw: dict = {}
         self.members: list[Word] | None = None
         self.valid: list[str] = []
+        self.tracks: list[m.Track] = []
+        self.notify: dict[str, m.Script | None] = {}
