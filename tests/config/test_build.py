@@ -617,6 +617,81 @@ def test_track_file(load):
     assert b.has(7, "NOFILE", "no 'file'")
 
 
+# One weight reader for every tracked object: keepalived 2.2.7's range of each kind, the same
+# where the object is defined and on a track_* line; +-254 becomes +-253 for interfaces and scripts.
+DEFS = (
+    'vrrp_script S {\n  script "/bin/true"\n  weight %s\n}\n'
+    "track_file F {\n  file /run/f\n  weight %s\n}\n"
+    "vrrp_track_process P {\n  process nginx\n  weight %s\n}\n"
+    "bfd_instance B {\n  neighbor_ip 198.51.100.7\n  weight %s\n}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("253", {"script": 253, "file": 253, "process": 253, "bfd": 253}),
+        ("-253", {"script": -253, "file": -253, "process": -253, "bfd": -253}),
+        ("254", {"script": 253, "file": 254, "process": 254, "bfd": 0}),
+        ("-254", {"script": -253, "file": -254, "process": -254, "bfd": 0}),
+        ("255", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+        ("x", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+        ("1e3", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+    ],
+)
+def test_weight_ranges_of_tracked_object_definitions(load, value, expected):
+    b = load(DEFS % ((value,) * 4))
+    c = b.config
+    got = {"script": c.vrrp_scripts[0].weight, "file": c.track_files[0].weight,
+           "process": c.track_processes[0].weight, "bfd": c.bfd_instances[0].weight}
+    assert got == expected
+    lines = {"script": 3, "file": 7, "process": 11, "bfd": 15}
+    for kind, line in lines.items():
+        valid = value.lstrip("-").isdigit() and abs(int(value)) <= (253 if kind in ("script", "bfd") else 254)
+        assert b.has(line, "weight") is not valid, (kind, b.at(line))
+    assert b.errors == []
+
+
+@pytest.mark.parametrize(
+    "kind, line, weight, reverse, message",
+    [
+        ("interface", "eth1 weight 253 reverse", 253, True, None),
+        ("interface", "eth1 weight -254", -253, False, "is not allowed; using -253"),
+        ("interface", "eth1 weight 300", 0, False, "outside the range [-253, 253]; using 0"),
+        ("interface", "eth1 weight 5 noreverse", 5, False, "unknown weight option 'noreverse'"),
+        ("script", "S weight 254 noreverse", 253, False, "is not allowed; using 253"),
+        ("script", "S weight -254 reverse", -253, True, "is not allowed; using -253"),
+        ("script", "S weight abc", -20, True, "'abc' is not a base-10 number; using -20"),
+        ("script", "S weight 7 sideways", 7, True, "unknown weight option 'sideways'"),
+        ("file", "F weight -254", -254, False, None),
+        ("file", "F weight 255", 3, False, "outside the range [-254, 254]; using 3"),
+        ("process", "P weight 254 reverse", 254, True, None),
+        ("bfd", "B weight 254", 0, False, "outside the range [-253, 253]; using 0"),
+        ("bfd", "B weight -253", -253, False, None),
+    ],
+)
+def test_weight_on_a_track_line(load, kind, line, weight, reverse, message):
+    defs = ('vrrp_script S {\n  script "/bin/true"\n  weight -20 reverse\n}\n'
+            "track_file F {\n  file /run/f\n  weight 3\n}\n"
+            "vrrp_track_process P {\n  process nginx\n}\n"
+            "bfd_instance B {\n  neighbor_ip 198.51.100.7\n}\n")
+    text = defs + vi(f"track_{kind} {{\n    {line}\n}}")
+    b = load(text)
+    (t,) = b.instance.tracks
+    assert (t.kind.value, t.weight, t.reverse) == (kind, weight, reverse)
+    at = b.at(textwrap.dedent(text).lstrip("\n").splitlines().index(f"        {line}") + 1)
+    assert [msg for msg in at if "weight" in msg] == ([] if message is None else [at[0]])
+    if message is not None:
+        assert message in at[0] and f"track_{kind}" in at[0]
+
+
+def test_weight_without_a_value_or_with_another_option(load):
+    b = load(vi("track_interface {\n    eth1 weight\n    eth2 wait 3\n    eth3 weight 2\n}"))
+    assert [t.name for t in b.instance.tracks] == ["eth3"]
+    assert b.has(5, "'weight' without a value")
+    assert b.has(6, "unknown track_interface option 'wait'")
+
+
 # --------------------------------------------------------------------------- sync groups
 
 

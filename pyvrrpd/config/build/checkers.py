@@ -137,7 +137,7 @@ def _simple_checker(b: Builder, rs, ck: "_CheckerDraft", c: Node) -> None:
             else:
                 kw["track_file"] = a
         elif cc.keyword == "weight" and a is not None:
-            v = int_arg(r, cc, -254, 254, f"{owner}: weight", "using 1")
+            v, _ = scripts.read_weight(r, cc.words[1:2], m.TrackKind.FILE, owner, "using 1")
             if v is not None:
                 kw["weight"] = v
         elif cc.keyword == "name" and a is not None:

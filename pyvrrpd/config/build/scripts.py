@@ -14,14 +14,17 @@ from pyvrrpd.config.build.state import Builder
 from pyvrrpd.config.build.values import (
     SECOND,
     UINT32_MAX,
+    Report,
     arg,
     int_arg,
+    int_in,
     parse_ip,
     read_int,
     split_command,
     timer_arg,
 )
 from pyvrrpd.config.diagnostics import Span
+from pyvrrpd.config.lexer import Word
 from pyvrrpd.config.parser import Node
 
 
@@ -216,14 +219,10 @@ def vrrp_script(b: Builder, node: Node) -> None:
                 kw[c.keyword + "_us"] = v * SECOND
                 timeout_set = timeout_set or c.keyword == "timeout"
         elif c.keyword == "weight" and a is not None:
-            v = int_arg(r, c, -253, 253, f"vrrp_script {name} weight", "using 0")
+            v, reverse = read_weight(r, c.words[1:], _SCRIPT, f"vrrp_script {name}", "using 0")
             kw["weight"] = 0 if v is None else v
-            rev = arg(c, 2)
-            if rev is not None:
-                if rev == "reverse":
-                    kw["weight_reverse"] = True
-                else:
-                    r.warn(c.words[2].span, f"vrrp_script {name}: unknown weight option '{rev}'; ignored")
+            if reverse:
+                kw["weight_reverse"] = True
         elif c.keyword in ("rise", "fall") and a is not None:
             v = int_arg(r, c, 1, 2**31 - 1, f"vrrp_script {name} {c.keyword}", "using 1")
             kw[c.keyword] = 1 if v is None else v
@@ -264,15 +263,11 @@ def track_file(b: Builder, node: Node) -> None:
         if c.keyword == "file" and a is not None:
             kw["path"] = a
         elif c.keyword == "weight" and a is not None:
-            v = int_arg(r, c, -254, 254, f"track_file {name} weight", "using 1")
+            v, reverse = read_weight(r, c.words[1:], _FILE, f"track_file {name}", "using 1")
             if v is not None:
                 kw["weight"] = v
-            rev = arg(c, 2)
-            if rev is not None:
-                if rev == "reverse":
-                    kw["weight_reverse"] = True
-                else:
-                    r.warn(c.words[2].span, f"track_file {name}: unknown weight option '{rev}'; ignored")
+            if reverse:
+                kw["weight_reverse"] = True
         elif c.keyword == "init_file":
             kw["init_value"] = 0
             for w in c.words[1:]:
@@ -313,14 +308,11 @@ def track_process(b: Builder, node: Node) -> None:
                 continue
             kw["full_command"] = True
         elif c.keyword == "weight" and a is not None:
-            v = int_arg(r, c, -254, 254, f"vrrp_track_process {name} weight", "ignoring it")
+            v, reverse = read_weight(r, c.words[1:], _PROCESS, f"vrrp_track_process {name}", "ignoring it")
             if v is not None:
                 kw["weight"] = v
-                rev = arg(c, 2)
-                if rev is not None and rev == "reverse":
-                    kw["weight_reverse"] = True
-                elif rev is not None:
-                    r.warn(c.words[2].span, f"vrrp_track_process {name}: unknown weight option '{rev}'; ignored")
+            if reverse:
+                kw["weight_reverse"] = True
         elif c.keyword == "quorum" and a is not None:
             v = int_arg(r, c, 1, 65535, f"vrrp_track_process {name} quorum", "ignoring it")
             if v is not None:
@@ -370,7 +362,7 @@ def bfd_instance(b: Builder, node: Node) -> None:
             if v is not None:
                 kw["max_hops" if k == "max_hops" else "ttl"] = v
         elif k == "weight" and a is not None:
-            v = int_arg(r, c, -253, 253, f"bfd_instance {name} weight", "using 0")
+            v, _ = read_weight(r, c.words[1:2], _BFD, f"bfd_instance {name}", "using 0")
             if v is not None:
                 kw["weight"] = v
         elif k == "passive":
@@ -391,6 +383,53 @@ def bfd_instance(b: Builder, node: Node) -> None:
     b.bfds[name] = m.BfdInstance(**kw)
 
 
+_SCRIPT, _FILE, _PROCESS, _BFD = m.TrackKind.SCRIPT, m.TrackKind.FILE, m.TrackKind.PROCESS, m.TrackKind.BFD
+
+#: keepalived 2.2.7's weight range for each kind of tracked object, the same where the object is
+#: defined (vrrp_script weight, ...) and on a track_* line: [-limit, limit]. Interfaces and scripts
+#: once had +-254, and keepalived still takes +-254 there as +-253, with a warning.
+WEIGHT_LIMITS: dict[m.TrackKind, int] = {
+    m.TrackKind.INTERFACE: 253,
+    _SCRIPT: 253,
+    _FILE: 254,
+    _PROCESS: 254,
+    _BFD: 253,
+}
+_WAS_254 = frozenset({m.TrackKind.INTERFACE, _SCRIPT})
+_REVERSE = ("reverse",)
+_REVERSE_OR_NOT = ("reverse", "noreverse")
+
+
+def read_weight(
+    r: Report, words: tuple[Word, ...], kind: m.TrackKind, owner: str, fallback: str,
+    *, options: tuple[str, ...] = _REVERSE,
+) -> tuple[int | None, bool | None]:
+    """A tracked object's ``weight N [reverse]``; ``words`` are N and what follows it.
+
+    Returns the weight, None if N is not valid (reported, saying ``fallback``), and
+    whether it is reversed, None if no option is given or it is not one of ``options``
+    (then reported). With no ``options`` the words after N are not read.
+    """
+    limit = WEIGHT_LIMITS[kind]
+    word = words[0]
+    weight = int_in(word.text, -limit, limit)
+    if weight is None:
+        old = int_in(word.text, -254, 254) if kind in _WAS_254 else None
+        if old is not None:
+            weight = 253 if old > 0 else -253
+            r.warn(word.span, f"{owner} weight {old} is not allowed; using {weight}")
+        else:
+            read_int(r, word, -limit, limit, f"{owner} weight", fallback)
+    reverse = None
+    if options and len(words) > 1:
+        opt = words[1]
+        if opt.text in options:
+            reverse = opt.text == "reverse"
+        else:
+            r.warn(opt.span, f"{owner}: unknown weight option '{opt.text}'; ignored")
+    return weight, reverse
+
+
 #: The track_* blocks of instances and sync groups, and what they name.
 TRACK_KINDS: dict[str, m.TrackKind] = {f"track_{kind.value}": kind for kind in m.TrackKind}
 
@@ -406,7 +445,7 @@ def tracks(b: Builder, node: Node, owner: str, track_kind: m.TrackKind) -> tuple
         name = name_w.text
         if kind == "interface":
             b.host_interface(name_w, f"{owner}: tracked interface {name}")
-            weight, reverse, limit = 0, False, 254
+            weight, reverse = 0, False
         else:
             found, defs = {
                 "script": (b.vrrp_scripts, b.vrrp_script_defs),
@@ -430,7 +469,6 @@ def tracks(b: Builder, node: Node, owner: str, track_kind: m.TrackKind) -> tuple
                 continue
             weight = getattr(obj, "weight", 0)
             reverse = getattr(obj, "weight_reverse", False)
-            limit = 253 if kind == "bfd" else 254
         if any(t.name == name for t in out):
             r.warn(name_w.span, f"{owner}: {label} {name} is listed twice; ignored")
             continue
@@ -441,21 +479,14 @@ def tracks(b: Builder, node: Node, owner: str, track_kind: m.TrackKind) -> tuple
             if len(item) == 2:
                 r.warn(item[1].span, f"{owner}: {label} {name} has 'weight' without a value; ignored")
                 continue
-            v = read_int(r, item[2], -limit, limit, f"{owner}: {label} {name} weight",
-                         "using 0" if kind == "interface" else f"using {weight}")
+            v, line_reverse = read_weight(r, item[2:], track_kind, f"{owner}: {label} {name}",
+                                          "using 0" if kind == "interface" else f"using {weight}",
+                                          options=_REVERSE if kind == "interface" else _REVERSE_OR_NOT)
             if v is not None:
-                if abs(v) == 254 and kind in ("interface", "script"):
-                    r.warn(item[2].span, f"{owner}: {label} {name} weight {v} is not allowed; "
-                                         f"using {v // 254 * 253}")
-                    v = v // 254 * 253
                 weight = v
             elif kind == "interface":
                 weight = 0
-            if len(item) >= 4:
-                opt = item[3].text
-                if opt == "reverse" or (opt == "noreverse" and kind != "interface"):
-                    reverse = opt == "reverse"
-                else:
-                    r.warn(item[3].span, f"{owner}: unknown {label} {name} weight option '{opt}'; ignored")
+            if line_reverse is not None:
+                reverse = line_reverse
         out.append(m.Track(kind=track_kind, name=name, weight=weight, reverse=reverse, span=name_w.span))
     return tuple(out)
