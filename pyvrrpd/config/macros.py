@@ -120,7 +120,9 @@ class Macros:
                 return None
             if not text.startswith("@") and "$" not in text:
                 return text, cols
-        self.diags.append(error(Span(source, n, column(cols, 0)), "parameter substitution does not settle - line ignored"))
+        self.diags.append(
+            error(Span(source, n, column(cols, 0)), "parameter substitution does not settle - line ignored")
+        )
         return None
 
     def _define(self, text: str, cols: Cols, source: Source, n: int) -> bool:

@@ -52,8 +52,9 @@ from pyvrrpd.config.diagnostics import Diagnostic
 from pyvrrpd.config.parser import Node
 
 __all__ = [
-    "Builder", "Host", "LocalHost", "StaticHost", "TOP", "build", "build_address", "build_route", "build_rule",
-    "fmt_seconds", "parse_decimal_us", "parse_int", "parse_ip", "parse_port", "parse_prefix", "split_command",
+    "READERS", "READ_ELSEWHERE", "TOP", "Builder", "Host", "LocalHost", "StaticHost", "build", "build_address",
+    "build_route", "build_rule", "fmt_seconds", "parse_decimal_us", "parse_int", "parse_ip", "parse_port",
+    "parse_prefix", "split_command",
 ]
 
 
@@ -81,6 +82,24 @@ TOP: dict[str, Callable[[Builder, Node], None]] = {
     "SSL": checkers.ssl,
     "virtual_server_group": lvs.virtual_server_group,
     "virtual_server": lvs.virtual_server,
+}
+
+
+#: The function that reads the keywords of each block, by the block's keyword path ("" is the
+#: top level, :data:`TOP`): each dispatches with ``match`` on the keyword, one ``case`` per
+#: keyword it reads. A test checks that every keyword :data:`pyvrrpd.config.keywords.SUPPORTED`
+#: marks has a ``case`` in its block's reader: when a keyword of another block becomes supported,
+#: add that block's reader here.
+READERS: dict[str, object] = {
+    "": TOP,
+    "global_defs": global_defs.global_defs,
+    "vrrp_instance": vrrp.instance_keyword,
+    "vrrp_instance/authentication": vrrp.authentication_keyword,
+}
+
+#: Supported keywords read before the build, and where.
+READ_ELSEWHERE: dict[str, str] = {
+    "global_defs/include_check": "pyvrrpd/config/lexer.py (it applies to the includes that follow it)",
 }
 
 

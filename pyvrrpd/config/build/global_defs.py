@@ -32,171 +32,169 @@ def global_defs(b: Builder, node: Node) -> m.GlobalDefs:
     sync_daemon_seen = False
     for c in node.children:
         kw, a = c.keyword, arg(c)
-        if kw == "router_id" and a is not None:
-            g["router_id"] = a
-        elif kw == "notification_email":
-            words = block_words(c.items)
-            if not words:
-                r.warn(c.end or c.span, "notification_email block is empty")
-            emails.extend(w.text for w in words)
-        elif kw == "notification_email_from" and a is not None:
-            g["notification_email_from"] = a
-        elif kw == "smtp_server" and a is not None:
-            g["smtp_server"] = a
-            if parse_ip(a) is None and b.host is not None and b.host.name_resolves(a) is False:
-                r.host(c.words[1].span, f"smtp_server {a} does not resolve on this host, so no email can be sent")
-            port = arg(c, 2)
-            if port is not None:
-                p = parse_port(port)
-                if p is None or p == 0:
-                    r.warn(c.words[2].span, f"smtp_server port '{port}' is invalid; smtp_server ignored")
-                    g.pop("smtp_server")
+        match kw:
+            case "router_id" if a is not None:
+                g["router_id"] = a
+            case "notification_email":
+                words = block_words(c.items)
+                if not words:
+                    r.warn(c.end or c.span, "notification_email block is empty")
+                emails.extend(w.text for w in words)
+            case "notification_email_from" if a is not None:
+                g["notification_email_from"] = a
+            case "smtp_server" if a is not None:
+                g["smtp_server"] = a
+                if parse_ip(a) is None and b.host is not None and b.host.name_resolves(a) is False:
+                    r.host(c.words[1].span, f"smtp_server {a} does not resolve on this host, so no email can be sent")
+                port = arg(c, 2)
+                if port is not None:
+                    p = parse_port(port)
+                    if p is None or p == 0:
+                        r.warn(c.words[2].span, f"smtp_server port '{port}' is invalid; smtp_server ignored")
+                        g.pop("smtp_server")
+                    else:
+                        g["smtp_port"] = p
+            case "smtp_helo_name" if a is not None:
+                g["smtp_helo_name"] = a
+            case "smtp_connect_timeout" if a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX // SECOND, "smtp_connect_timeout", "using 30s")
+                if v == 0:
+                    r.warn(c.words[1].span, "smtp_connect_timeout must be greater than 0; using 1s")
+                    v = 1
+                if v is not None:
+                    g["smtp_connect_timeout_us"] = v * SECOND
+            case "smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker" | "checker_log_all_failures":
+                v = read_bool(r, c, kw)
+                if v is not None:
+                    g[kw] = v
+            case "vrrp_version" if a is not None:
+                v = int_arg(r, c, 2, 3, "vrrp_version", "using 2")
+                if v is not None:
+                    g["vrrp_version"] = v
+            case "vrrp_mcast_group4" | "vrrp_mcast_group6" if a is not None:
+                ip = parse_ip(a)
+                version = 4 if kw.endswith("4") else 6
+                if ip is None or ip.version != version or not ip.is_multicast:
+                    r.warn(c.words[1].span, f"{kw} '{a}' is not an IPv{version} multicast address; using the default")
                 else:
-                    g["smtp_port"] = p
-        elif kw == "smtp_helo_name" and a is not None:
-            g["smtp_helo_name"] = a
-        elif kw == "smtp_connect_timeout" and a is not None:
-            v = int_arg(r, c, 0, UINT32_MAX // SECOND, "smtp_connect_timeout", "using 30s")
-            if v == 0:
-                r.warn(c.words[1].span, "smtp_connect_timeout must be greater than 0; using 1s")
-                v = 1
-            if v is not None:
-                g["smtp_connect_timeout_us"] = v * SECOND
-        elif kw in ("smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "checker_log_all_failures"):
-            v = read_bool(r, c, kw)
-            if v is not None:
-                g[kw] = v
-        elif kw == "vrrp_version" and a is not None:
-            v = int_arg(r, c, 2, 3, "vrrp_version", "using 2")
-            if v is not None:
-                g["vrrp_version"] = v
-        elif kw in ("vrrp_mcast_group4", "vrrp_mcast_group6") and a is not None:
-            ip = parse_ip(a)
-            version = 4 if kw.endswith("4") else 6
-            if ip is None or ip.version != version or not ip.is_multicast:
-                r.warn(c.words[1].span, f"{kw} '{a}' is not an IPv{version} multicast address; using the default")
-            else:
-                g[kw] = ip
-        elif (
-            kw in ("vrrp_garp_master_delay", "vrrp_garp_master_refresh", "vrrp_garp_lower_prio_delay")
-            and a is not None
-        ):
-            v = int_arg(r, c, 0, UINT32_MAX // SECOND, kw, "ignoring it")
-            if v is not None:
-                field_name = {
-                    "vrrp_garp_master_delay": "vrrp_garp_master_delay_us",
-                    "vrrp_garp_master_refresh": "vrrp_garp_master_refresh_us",
-                    "vrrp_garp_lower_prio_delay": "vrrp_garp_lower_prio_delay_us",
-                }[kw]
-                g[field_name] = v * SECOND
-                if kw == "vrrp_garp_lower_prio_delay":
-                    lower_prio_delay = v * SECOND
-        elif kw in ("vrrp_garp_master_repeat", "vrrp_garp_master_refresh_repeat") and a is not None:
-            v = int_arg(r, c, 0, UINT32_MAX, kw, "ignoring it")
-            if v == 0:
-                r.warn(c.words[1].span, f"{kw} must be greater than 0; using 1")
-                v = 1
-            if v is not None:
-                g[kw] = v
-        elif kw == "vrrp_garp_lower_prio_repeat" and a is not None:
-            v = int_arg(r, c, 0, 2**31 - 1, kw, "ignoring it")
-            if v is not None:
-                lower_prio_repeat = g[kw] = v
-        elif kw in ("vrrp_garp_interval", "vrrp_gna_interval") and a is not None:
-            v = timer_arg(r, c, 1, UINT32_MAX, kw, "ignoring it")
-            if v is not None:
-                g[kw + "_us"] = v
-        elif kw in ("log_unknown_vrids", "v3_checksum_as_v2"):
-            g[kw] = True
-            if kw == "v3_checksum_as_v2":
-                r.note(c.span, NEWER_KEYWORD.format(kw))
-        elif kw == "vrrp_min_garp":
-            if read_bool(r, c, kw):
-                g["vrrp_min_garp"] = True
-                if g.get("vrrp_garp_master_repeat", 5) == 5:
-                    g["vrrp_garp_master_repeat"] = 1
-                if g.get("vrrp_garp_master_refresh_repeat", 1) == 1:
-                    g["vrrp_garp_master_refresh_repeat"] = 0
-                if g.get("vrrp_garp_master_delay_us", 5 * SECOND) == 5 * SECOND:
-                    g["vrrp_garp_master_delay_us"] = 0
-        elif kw == "vrrp_down_timer_adverts" and a is not None:
-            v = int_arg(r, c, 1, 100, kw, "using 3")
-            if v is not None:
-                g[kw] = v
-        elif kw in ("vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert", "vrrp_notify_priority_changes"):
-            v = read_bool(r, c, kw)
-            if v is not None:
-                g[kw] = v
-        elif kw in ("vrrp_strict", "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "lvs_flush"):
-            g[kw] = True
-        elif kw == "vrrp_startup_delay" and a is not None:
-            v = timer_arg(r, c, 0, 3600 * SECOND, kw, "ignoring it")
-            if v is not None:
-                g["vrrp_startup_delay_us"] = v
-        elif kw == "dynamic_interfaces":
-            g["dynamic_interfaces"] = True
-            if a is not None and a != "allow_if_changes":
-                r.warn(c.words[1].span, f"unknown dynamic_interfaces option '{a}'; ignored")
-        elif kw == "default_interface" and a is not None:
-            g["default_interface"] = a
-            b.host_interface(c.words[1], f"default_interface {a}")
-        elif kw == "script_user" and a is not None:
-            g["script_user"] = a
-            g["script_group"] = c.texts[2] if len(c.texts) > 2 else None
-            if b.script_user_failed and b.host is not None:
-                problem = b.host.user_problem(a, g["script_group"])
-                r.host(c.words[1].span, f"script_user: {problem}; scripts without their own user cannot run")
-        elif kw == "enable_script_security":
-            g["enable_script_security"] = True
-        elif kw in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo") and a is not None:
-            g[kw] = a
-        elif kw in ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"):
-            subsystem = {"vrrp": "vrrp", "lvs_": "checker"}.get(kw[:4], "vrrp")
-            g[kw] = scripts.notify_script(b, c, subsystem, kw)
-        elif kw in ("startup_script", "shutdown_script"):
-            if a is None:
-                r.warn(c.span, f"{kw} has no command; ignored")
-            else:
-                g[kw] = scripts.notify_script(b, c, "parent", kw)
-        elif kw in ("startup_script_timeout", "shutdown_script_timeout") and a is not None:
-            v = int_arg(r, c, 1, 1000, kw, "using 10s")
-            if v is not None:
-                g[kw + "_us"] = v * SECOND
-        elif kw in ("lvs_flush_on_stop", "lvs_flush_onstop"):
-            if a is None:
-                g["lvs_flush_on_stop"] = "FULL"
-            elif a == "VS":
-                g["lvs_flush_on_stop"] = "VS"
-            else:
-                r.warn(c.words[1].span, f"unknown lvs_flush_on_stop type '{a}'; ignored")
-        elif kw == "lvs_sync_daemon":
-            if sync_daemon_seen:
-                r.warn(c.span, "lvs_sync_daemon is given twice; this one is ignored")
-                continue
-            sync_daemon_seen = True
-            _lvs_sync_daemon(b, c)
-            g["lvs_sync_daemon"] = tuple(w.text for w in c.words[1:])
-        elif kw in ("vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority") and a is not None:
-            v = parse_int(a)
-            if v is None:
-                r.warn(c.words[1].span, f"{kw} '{a}' is not a base-10 number; ignored")
-            elif not 1 <= v <= RT_PRIORITY_MAX:
-                clamp = min(max(v, 1), RT_PRIORITY_MAX)
-                r.warn(c.words[1].span, f"{kw} {v} is outside [1, {RT_PRIORITY_MAX}]; using {clamp}")
-        elif kw in ("vrrp_priority", "checker_priority", "bfd_priority") and a is not None:
-            int_arg(r, c, -20, 19, kw, "ignoring it")
-        elif kw in ("nftables", "vrrp_iptables"):
-            if nftables_seen:
-                r.warn(c.span, f"{kw}: a firewall table is already configured; ignored")
-            nftables_seen = True
-            if kw == "vrrp_iptables":
-                r.warn(
-                    c.span,
-                    "vrrp_iptables: keepalived 2.2.7 (Debian build) has no iptables support and uses "
-                    "nftables instead; use 'nftables'",
-                )
-        elif kw in ("vrrp_garp_extra_if", "vrrp_vmac_garp_intvl"):
-            garp_extra_if(b, c, 1)
+                    g[kw] = ip
+            case "vrrp_garp_master_delay" | "vrrp_garp_master_refresh" | "vrrp_garp_lower_prio_delay" if a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX // SECOND, kw, "ignoring it")
+                if v is not None:
+                    field_name = {
+                        "vrrp_garp_master_delay": "vrrp_garp_master_delay_us",
+                        "vrrp_garp_master_refresh": "vrrp_garp_master_refresh_us",
+                        "vrrp_garp_lower_prio_delay": "vrrp_garp_lower_prio_delay_us",
+                    }[kw]
+                    g[field_name] = v * SECOND
+                    if kw == "vrrp_garp_lower_prio_delay":
+                        lower_prio_delay = v * SECOND
+            case "vrrp_garp_master_repeat" | "vrrp_garp_master_refresh_repeat" if a is not None:
+                v = int_arg(r, c, 0, UINT32_MAX, kw, "ignoring it")
+                if v == 0:
+                    r.warn(c.words[1].span, f"{kw} must be greater than 0; using 1")
+                    v = 1
+                if v is not None:
+                    g[kw] = v
+            case "vrrp_garp_lower_prio_repeat" if a is not None:
+                v = int_arg(r, c, 0, 2**31 - 1, kw, "ignoring it")
+                if v is not None:
+                    lower_prio_repeat = g[kw] = v
+            case "vrrp_garp_interval" | "vrrp_gna_interval" if a is not None:
+                v = timer_arg(r, c, 1, UINT32_MAX, kw, "ignoring it")
+                if v is not None:
+                    g[kw + "_us"] = v
+            case "log_unknown_vrids" | "v3_checksum_as_v2":
+                g[kw] = True
+                if kw == "v3_checksum_as_v2":
+                    r.note(c.span, NEWER_KEYWORD.format(kw))
+            case "vrrp_min_garp":
+                if read_bool(r, c, kw):
+                    g["vrrp_min_garp"] = True
+                    if g.get("vrrp_garp_master_repeat", 5) == 5:
+                        g["vrrp_garp_master_repeat"] = 1
+                    if g.get("vrrp_garp_master_refresh_repeat", 1) == 1:
+                        g["vrrp_garp_master_refresh_repeat"] = 0
+                    if g.get("vrrp_garp_master_delay_us", 5 * SECOND) == 5 * SECOND:
+                        g["vrrp_garp_master_delay_us"] = 0
+            case "vrrp_down_timer_adverts" if a is not None:
+                v = int_arg(r, c, 1, 100, kw, "using 3")
+                if v is not None:
+                    g[kw] = v
+            case "vrrp_lower_prio_no_advert" | "vrrp_higher_prio_send_advert" | "vrrp_notify_priority_changes":
+                v = read_bool(r, c, kw)
+                if v is not None:
+                    g[kw] = v
+            case "vrrp_strict" | "vrrp_check_unicast_src" | "vrrp_skip_check_adv_addr" | "lvs_flush":
+                g[kw] = True
+            case "vrrp_startup_delay" if a is not None:
+                v = timer_arg(r, c, 0, 3600 * SECOND, kw, "ignoring it")
+                if v is not None:
+                    g["vrrp_startup_delay_us"] = v
+            case "dynamic_interfaces":
+                g["dynamic_interfaces"] = True
+                if a is not None and a != "allow_if_changes":
+                    r.warn(c.words[1].span, f"unknown dynamic_interfaces option '{a}'; ignored")
+            case "default_interface" if a is not None:
+                g["default_interface"] = a
+                b.host_interface(c.words[1], f"default_interface {a}")
+            case "script_user" if a is not None:
+                g["script_user"] = a
+                g["script_group"] = c.texts[2] if len(c.texts) > 2 else None
+                if b.script_user_failed and b.host is not None:
+                    problem = b.host.user_problem(a, g["script_group"])
+                    r.host(c.words[1].span, f"script_user: {problem}; scripts without their own user cannot run")
+            case "enable_script_security":
+                g["enable_script_security"] = True
+            case "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" if a is not None:
+                g[kw] = a
+            case "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script":
+                subsystem = {"vrrp": "vrrp", "lvs_": "checker"}.get(kw[:4], "vrrp")
+                g[kw] = scripts.notify_script(b, c, subsystem, kw)
+            case "startup_script" | "shutdown_script":
+                if a is None:
+                    r.warn(c.span, f"{kw} has no command; ignored")
+                else:
+                    g[kw] = scripts.notify_script(b, c, "parent", kw)
+            case "startup_script_timeout" | "shutdown_script_timeout" if a is not None:
+                v = int_arg(r, c, 1, 1000, kw, "using 10s")
+                if v is not None:
+                    g[kw + "_us"] = v * SECOND
+            case "lvs_flush_on_stop" | "lvs_flush_onstop":
+                if a is None:
+                    g["lvs_flush_on_stop"] = "FULL"
+                elif a == "VS":
+                    g["lvs_flush_on_stop"] = "VS"
+                else:
+                    r.warn(c.words[1].span, f"unknown lvs_flush_on_stop type '{a}'; ignored")
+            case "lvs_sync_daemon":
+                if sync_daemon_seen:
+                    r.warn(c.span, "lvs_sync_daemon is given twice; this one is ignored")
+                    continue
+                sync_daemon_seen = True
+                _lvs_sync_daemon(b, c)
+                g["lvs_sync_daemon"] = tuple(w.text for w in c.words[1:])
+            case "vrrp_rt_priority" | "checker_rt_priority" | "bfd_rt_priority" if a is not None:
+                v = parse_int(a)
+                if v is None:
+                    r.warn(c.words[1].span, f"{kw} '{a}' is not a base-10 number; ignored")
+                elif not 1 <= v <= RT_PRIORITY_MAX:
+                    clamp = min(max(v, 1), RT_PRIORITY_MAX)
+                    r.warn(c.words[1].span, f"{kw} {v} is outside [1, {RT_PRIORITY_MAX}]; using {clamp}")
+            case "vrrp_priority" | "checker_priority" | "bfd_priority" if a is not None:
+                int_arg(r, c, -20, 19, kw, "ignoring it")
+            case "nftables" | "vrrp_iptables":
+                if nftables_seen:
+                    r.warn(c.span, f"{kw}: a firewall table is already configured; ignored")
+                nftables_seen = True
+                if kw == "vrrp_iptables":
+                    r.warn(
+                        c.span,
+                        "vrrp_iptables: keepalived 2.2.7 (Debian build) has no iptables support and uses "
+                        "nftables instead; use 'nftables'",
+                    )
+            case "vrrp_garp_extra_if" | "vrrp_vmac_garp_intvl":
+                garp_extra_if(b, c, 1)
     if lower_prio_delay is None:
         g["vrrp_garp_lower_prio_delay_us"] = g.get("vrrp_garp_master_delay_us", 5 * SECOND)
     if lower_prio_repeat is None:

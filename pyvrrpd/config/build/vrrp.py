@@ -55,7 +55,7 @@ def instance(b: Builder, node: Node) -> None:
     b.instance_names[name] = node.span
     d = _InstanceDraft(name, node, f"vrrp_instance {name}")
     for c in node.children:
-        _instance_keyword(b, d, c)
+        instance_keyword(b, d, c)
     _instance_end(b, d)
     b.drafts.append(d)
 
@@ -70,190 +70,198 @@ def _set_family(b: Builder, d: "_InstanceDraft", version: int, span: Span, what:
     return True
 
 
-def _instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
+def instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
     r, kw, a, k = b.r, d.kw, arg(c), c.keyword
     owner = d.owner
-    if k == "state" and a is not None:
-        if a == "MASTER":
-            d.state = m.State.MASTER
-        elif a == "BACKUP":
-            if d.state is m.State.MASTER:
-                r.warn(c.words[1].span, f"{owner}: state was already set to MASTER; BACKUP ignored")
-            else:
-                d.state = m.State.BACKUP
-        else:
-            r.warn(c.words[1].span,
-                   f"{owner}: unknown state '{a}' (only MASTER or BACKUP, upper case); using BACKUP")
-            d.state = m.State.BACKUP
-    elif k == "interface" and a is not None:
-        ifname = b.ifname(c.words[1], f"{owner}: interface")
-        if ifname is not None:
-            kw["interface"] = ifname
-            d.interface_missing = not b.host_interface(c.words[1], f"interface {ifname} of {owner}")
-    elif k == "virtual_router_id" and a is not None:
-        vrid = parse_int(a)
-        if vrid is None or not 1 <= vrid <= 255:
-            r.error(c.words[1].span, f"{owner}: virtual_router_id '{a}' is invalid (must be 1-255); "
-                            "the instance cannot run")
-            d.vrid_bad = True
-        else:
-            kw["vrid"] = vrid
-    elif k == "priority" and a is not None:
-        v = int_arg(r, c, 1, 255, f"{owner}: priority", "using the default 100")
-        d.priority = m.DEFAULT_PRIORITY if v is None else v
-    elif k == "advert_int" and a is not None:
-        v = timer_arg(r, c, SECOND // 100, 255 * SECOND, f"{owner}: advert_int", "using 1s")
-        if v is not None:
-            kw["advert_int_us"] = v
-    elif k == "version" and a is not None:
-        v = int_arg(r, c, 2, 3, f"{owner}: version", "ignoring it")
-        if v is not None:
-            if (d.version is not None and d.version != v) or (v == 2 and d.family == 6):
-                r.warn(c.words[1].span, f"{owner}: version {v} conflicts with the version already configured "
-                               f"or implied ({d.version or 3}); ignored")
-            else:
-                d.version = v
-    elif k == "native_ipv6":
-        if d.family == 4:
-            r.warn(c.span, f"{owner}: native_ipv6 with IPv4 addresses; ignored")
-        else:
-            d.family, d.version = 6, 3
-    elif k == "virtual_ipaddress":
-        for item in c.items:
-            vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
-            if vip is not None and _set_family(b, d, vip.address.version, vip.span, f"address {item[0].text}"):
-                d.vips.append(vip)
-    elif k == "virtual_ipaddress_excluded":
-        for item in c.items:
-            vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
-            if vip is not None:
-                d.evips.append(vip)
-    elif k == "virtual_routes":
-        for item in c.items:
-            rt = build_route(r, b.ifhost, item, static=False, owner=d.owner)
-            if rt is not None:
-                d.routes.append(rt)
-    elif k == "virtual_rules":
-        for item in c.items:
-            ru = build_rule(r, b.ifhost, item, static=False, owner=d.owner, next_pref=b.next_rule_pref)
-            if ru is not None:
-                d.rules.append(ru)
-    elif k == "unicast_peer":
-        d.unicast_configured = True
-        for item in c.items:
-            _unicast_peer(b, d, item)
-    elif k in ("unicast_src_ip", "mcast_src_ip") and a is not None:
-        if k == "unicast_src_ip":
-            d.unicast_configured = True
-        ip = parse_ip(a)
-        if ip is None:
-            r.warn(c.words[1].span, f"{owner}: {k} '{a}' is not a valid IP address; ignored")
-        elif _set_family(b, d, ip.version, c.words[1].span, f"{k} {a}"):
-            kw["src_ip"] = ip
-    elif k == "mcast_dst_ip" and a is not None:
-        ip = parse_ip(a)
-        if ip is None:
-            r.warn(c.words[1].span, f"{owner}: mcast_dst_ip '{a}' is not a valid IP address; ignored")
-        elif not ip.is_multicast or (ip.version == 6 and ip.packed[1] & 0x0F != 2):
-            scope = " link-local" if ip.version == 6 else ""
-            r.warn(c.words[1].span, f"{owner}: mcast_dst_ip {a} is not a{scope} multicast address; ignored")
-        elif _set_family(b, d, ip.version, c.words[1].span, f"mcast_dst_ip {a}"):
-            kw["mcast_dst_ip"] = ip
-    elif k == "unicast_ttl" and a is not None:
-        v = int_arg(r, c, 0, 255, f"{owner}: unicast_ttl", "ignoring it")
-        if v is not None:
-            kw["unicast_ttl"] = v
-    elif k == "unicast_fault_no_peer":
-        d.unicast_configured = True
-        kw["unicast_fault_no_peer"] = True
-    elif k == "check_unicast_src":
-        d.unicast_configured = True
-        kw["check_unicast_src"] = True
-    elif k == "old_unicast_checksum":
-        d.unicast_configured = True
-        when = c.words[1].text if len(c.words) > 1 else None
-        kw["old_unicast_checksum"] = when != "never"
-    elif k == "v3_checksum_as_v2":
-        r.note(c.span, NEWER_KEYWORD.format(k))
-        v = read_bool(r, c, k) if len(c.words) > 1 else True
-        if v is not None:
-            kw["v3_checksum_as_v2"] = v
-    elif k == "track_src_ip":
-        kw["track_src_ip"] = True
-    elif k == "nopreempt":
-        d.nopreempt = True
-    elif k == "preempt":
-        d.nopreempt = False
-    elif k == "preempt_delay" and a is not None:
-        v = timer_arg(r, c, 0, 1000 * SECOND, f"{owner}: preempt_delay", "using 0")
-        d.preempt_delay_us = 0 if v is None else v
-    elif k in ("accept", "no_accept"):
-        d.accept = k == "accept"
-    elif k == "skip_check_adv_addr":
-        v = read_bool(r, c, f"{owner}: skip_check_adv_addr")
-        if v is not None:
-            kw["skip_check_adv_addr"] = v
-    elif k == "strict_mode":
-        v = read_bool(r, c, f"{owner}: strict_mode")
-        if v is not None:
-            d.strict = v
-    elif k in ("dont_track_primary", "promote_secondaries", "use_vmac_addr", "vmac_xmit_base"):
-        kw[k] = True
-    elif k == "debug" and a is not None:
-        v = int_arg(r, c, 0, 4, f"{owner}: debug", "ignoring it")
-        if v is not None:
-            kw["debug"] = v
-    elif k == "kernel_rx_buf_size" and a is not None:
-        v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: kernel_rx_buf_size", "ignoring it")
-        if v is not None:
-            kw["kernel_rx_buf_size"] = v
-    elif k in scripts.NOTIFY_FIELDS:
-        scripts.notify_keyword(b, d.notify, c, owner)
-    elif k in ("smtp_alert", "notify_priority_changes"):
-        v = read_bool(r, c, f"{owner}: {k}")
-        if v is not None:
-            kw[k] = v
-    elif k in ("garp_master_delay", "garp_lower_prio_delay", "garp_master_refresh") and a is not None:
-        v = int_arg(r, c, 0, UINT32_MAX // SECOND, f"{owner}: {k}", "ignoring it")
-        if v is not None:
-            d.garp[k + "_us"] = v * SECOND
-    elif k in ("garp_master_repeat", "garp_master_refresh_repeat", "garp_lower_prio_repeat") and a is not None:
-        v = int_arg(r, c, 0, 2**31 - 1, f"{owner}: {k}", "ignoring it")
-        if v == 0 and k != "garp_lower_prio_repeat":
-            r.warn(c.words[1].span, f"{owner}: {k} must be greater than 0; using 1")
-            v = 1
-        if v is not None:
-            d.garp[k] = v
-    elif k == "down_timer_adverts" and a is not None:
-        v = int_arg(r, c, 1, 100, f"{owner}: down_timer_adverts", "using the global value")
-        if v is not None:
-            kw["down_timer_adverts"] = v
-    elif k in ("garp_extra_if", "vmac_garp_intvl"):
-        v = global_defs.garp_extra_if(b, c, 0)
-        if v is not None:
-            kw["garp_extra_if_us"] = v
-    elif k in ("lower_prio_no_advert", "higher_prio_send_advert"):
-        v = read_bool(r, c, f"{owner}: {k}")
-        if v is not None:
-            d.adverts[k] = v
-    elif k == "use_vmac":
-        _use_vmac(b, d, c)
-    elif k == "authentication":
-        for ac in c.children:
-            aa = arg(ac)
-            if ac.keyword == "auth_type" and aa is not None:
-                if aa in ("PASS", "AH"):
-                    d.auth_type = m.AuthType(aa)
+    match k:
+        case "state" if a is not None:
+            if a == "MASTER":
+                d.state = m.State.MASTER
+            elif a == "BACKUP":
+                if d.state is m.State.MASTER:
+                    r.warn(c.words[1].span, f"{owner}: state was already set to MASTER; BACKUP ignored")
                 else:
-                    r.warn(ac.words[1].span, f"{owner}: unknown auth_type '{aa}' (PASS or AH); ignored")
-            elif ac.keyword == "auth_pass" and aa is not None:
-                d.auth_pass = aa
-                if len(aa) > 8:
-                    r.warn(ac.words[1].span, f"{owner}: auth_pass is longer than 8 characters; "
-                                    f"only the first 8 are used")
-                    d.auth_pass = aa[:8]
-    elif k in scripts.TRACK_KINDS:
-        d.tracks += scripts.tracks(b, c, owner, scripts.TRACK_KINDS[k])
+                    d.state = m.State.BACKUP
+            else:
+                r.warn(c.words[1].span,
+                       f"{owner}: unknown state '{a}' (only MASTER or BACKUP, upper case); using BACKUP")
+                d.state = m.State.BACKUP
+        case "interface" if a is not None:
+            ifname = b.ifname(c.words[1], f"{owner}: interface")
+            if ifname is not None:
+                kw["interface"] = ifname
+                d.interface_missing = not b.host_interface(c.words[1], f"interface {ifname} of {owner}")
+        case "virtual_router_id" if a is not None:
+            vrid = parse_int(a)
+            if vrid is None or not 1 <= vrid <= 255:
+                r.error(c.words[1].span, f"{owner}: virtual_router_id '{a}' is invalid (must be 1-255); "
+                                "the instance cannot run")
+                d.vrid_bad = True
+            else:
+                kw["vrid"] = vrid
+        case "priority" if a is not None:
+            v = int_arg(r, c, 1, 255, f"{owner}: priority", "using the default 100")
+            d.priority = m.DEFAULT_PRIORITY if v is None else v
+        case "advert_int" if a is not None:
+            v = timer_arg(r, c, SECOND // 100, 255 * SECOND, f"{owner}: advert_int", "using 1s")
+            if v is not None:
+                kw["advert_int_us"] = v
+        case "version" if a is not None:
+            v = int_arg(r, c, 2, 3, f"{owner}: version", "ignoring it")
+            if v is not None:
+                if (d.version is not None and d.version != v) or (v == 2 and d.family == 6):
+                    r.warn(c.words[1].span, f"{owner}: version {v} conflicts with the version already configured "
+                                   f"or implied ({d.version or 3}); ignored")
+                else:
+                    d.version = v
+        case "native_ipv6":
+            if d.family == 4:
+                r.warn(c.span, f"{owner}: native_ipv6 with IPv4 addresses; ignored")
+            else:
+                d.family, d.version = 6, 3
+        case "virtual_ipaddress":
+            for item in c.items:
+                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
+                if vip is not None and _set_family(b, d, vip.address.version, vip.span, f"address {item[0].text}"):
+                    d.vips.append(vip)
+        case "virtual_ipaddress_excluded":
+            for item in c.items:
+                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
+                if vip is not None:
+                    d.evips.append(vip)
+        case "virtual_routes":
+            for item in c.items:
+                rt = build_route(r, b.ifhost, item, static=False, owner=d.owner)
+                if rt is not None:
+                    d.routes.append(rt)
+        case "virtual_rules":
+            for item in c.items:
+                ru = build_rule(r, b.ifhost, item, static=False, owner=d.owner, next_pref=b.next_rule_pref)
+                if ru is not None:
+                    d.rules.append(ru)
+        case "unicast_peer":
+            d.unicast_configured = True
+            for item in c.items:
+                _unicast_peer(b, d, item)
+        case "unicast_src_ip" | "mcast_src_ip" if a is not None:
+            if k == "unicast_src_ip":
+                d.unicast_configured = True
+            ip = parse_ip(a)
+            if ip is None:
+                r.warn(c.words[1].span, f"{owner}: {k} '{a}' is not a valid IP address; ignored")
+            elif _set_family(b, d, ip.version, c.words[1].span, f"{k} {a}"):
+                kw["src_ip"] = ip
+        case "mcast_dst_ip" if a is not None:
+            ip = parse_ip(a)
+            if ip is None:
+                r.warn(c.words[1].span, f"{owner}: mcast_dst_ip '{a}' is not a valid IP address; ignored")
+            elif not ip.is_multicast or (ip.version == 6 and ip.packed[1] & 0x0F != 2):
+                scope = " link-local" if ip.version == 6 else ""
+                r.warn(c.words[1].span, f"{owner}: mcast_dst_ip {a} is not a{scope} multicast address; ignored")
+            elif _set_family(b, d, ip.version, c.words[1].span, f"mcast_dst_ip {a}"):
+                kw["mcast_dst_ip"] = ip
+        case "unicast_ttl" if a is not None:
+            v = int_arg(r, c, 0, 255, f"{owner}: unicast_ttl", "ignoring it")
+            if v is not None:
+                kw["unicast_ttl"] = v
+        case "unicast_fault_no_peer":
+            d.unicast_configured = True
+            kw["unicast_fault_no_peer"] = True
+        case "check_unicast_src":
+            d.unicast_configured = True
+            kw["check_unicast_src"] = True
+        case "old_unicast_checksum":
+            d.unicast_configured = True
+            when = c.words[1].text if len(c.words) > 1 else None
+            kw["old_unicast_checksum"] = when != "never"
+        case "v3_checksum_as_v2":
+            r.note(c.span, NEWER_KEYWORD.format(k))
+            v = read_bool(r, c, k) if len(c.words) > 1 else True
+            if v is not None:
+                kw["v3_checksum_as_v2"] = v
+        case "track_src_ip":
+            kw["track_src_ip"] = True
+        case "nopreempt":
+            d.nopreempt = True
+        case "preempt":
+            d.nopreempt = False
+        case "preempt_delay" if a is not None:
+            v = timer_arg(r, c, 0, 1000 * SECOND, f"{owner}: preempt_delay", "using 0")
+            d.preempt_delay_us = 0 if v is None else v
+        case "accept" | "no_accept":
+            d.accept = k == "accept"
+        case "skip_check_adv_addr":
+            v = read_bool(r, c, f"{owner}: skip_check_adv_addr")
+            if v is not None:
+                kw["skip_check_adv_addr"] = v
+        case "strict_mode":
+            v = read_bool(r, c, f"{owner}: strict_mode")
+            if v is not None:
+                d.strict = v
+        case "dont_track_primary" | "promote_secondaries" | "use_vmac_addr" | "vmac_xmit_base":
+            kw[k] = True
+        case "debug" if a is not None:
+            v = int_arg(r, c, 0, 4, f"{owner}: debug", "ignoring it")
+            if v is not None:
+                kw["debug"] = v
+        case "kernel_rx_buf_size" if a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX, f"{owner}: kernel_rx_buf_size", "ignoring it")
+            if v is not None:
+                kw["kernel_rx_buf_size"] = v
+        case ("notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify_deleted" | "notify"
+              | "notify_master_rx_lower_pri"):
+            scripts.notify_keyword(b, d.notify, c, owner)
+        case "smtp_alert" | "notify_priority_changes":
+            v = read_bool(r, c, f"{owner}: {k}")
+            if v is not None:
+                kw[k] = v
+        case "garp_master_delay" | "garp_lower_prio_delay" | "garp_master_refresh" if a is not None:
+            v = int_arg(r, c, 0, UINT32_MAX // SECOND, f"{owner}: {k}", "ignoring it")
+            if v is not None:
+                d.garp[k + "_us"] = v * SECOND
+        case "garp_master_repeat" | "garp_master_refresh_repeat" | "garp_lower_prio_repeat" if a is not None:
+            v = int_arg(r, c, 0, 2**31 - 1, f"{owner}: {k}", "ignoring it")
+            if v == 0 and k != "garp_lower_prio_repeat":
+                r.warn(c.words[1].span, f"{owner}: {k} must be greater than 0; using 1")
+                v = 1
+            if v is not None:
+                d.garp[k] = v
+        case "down_timer_adverts" if a is not None:
+            v = int_arg(r, c, 1, 100, f"{owner}: down_timer_adverts", "using the global value")
+            if v is not None:
+                kw["down_timer_adverts"] = v
+        case "garp_extra_if" | "vmac_garp_intvl":
+            v = global_defs.garp_extra_if(b, c, 0)
+            if v is not None:
+                kw["garp_extra_if_us"] = v
+        case "lower_prio_no_advert" | "higher_prio_send_advert":
+            v = read_bool(r, c, f"{owner}: {k}")
+            if v is not None:
+                d.adverts[k] = v
+        case "use_vmac":
+            _use_vmac(b, d, c)
+        case "authentication":
+            for ac in c.children:
+                authentication_keyword(b, d, ac)
+        case "track_interface" | "track_script" | "track_file" | "track_process" | "track_bfd":
+            d.tracks += scripts.tracks(b, c, owner, scripts.TRACK_KINDS[k])
+
+
+def authentication_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
+    """A keyword of an instance's ``authentication`` block."""
+    a = arg(c)
+    match c.keyword:
+        case "auth_type" if a is not None:
+            if a in ("PASS", "AH"):
+                d.auth_type = m.AuthType(a)
+            else:
+                b.r.warn(c.words[1].span, f"{d.owner}: unknown auth_type '{a}' (PASS or AH); ignored")
+        case "auth_pass" if a is not None:
+            d.auth_pass = a
+            if len(a) > 8:
+                b.r.warn(c.words[1].span, f"{d.owner}: auth_pass is longer than 8 characters; "
+                                          "only the first 8 are used")
+                d.auth_pass = a[:8]
 
 
 def _unicast_peer(b: Builder, d: "_InstanceDraft", item: tuple[Word, ...]) -> None:
