@@ -259,6 +259,19 @@ def test_load_keeps_what_the_caller_froze(tmp_path):
         (gc.enable if was else gc.disable)()
 
 
+def test_load_with_nothing_frozen_leaves_nothing_frozen(tmp_path):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        assert gc.get_freeze_count() == 0
+        assert load(str(path), config_id="test", host_checks=False).config is not None
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
     """Reload runs load() off the event loop: in a thread, with the frozen objects and the
     collector's state as they were once it is done, and the same result as in the main thread."""
