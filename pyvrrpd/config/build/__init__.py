@@ -115,7 +115,7 @@ def build(
     config = _run(b, root)
     if keep is not None:
         keep.append(b)
-    return config, b.r.items
+    return config, b.r.finish()
 
 
 def _run(b: Builder, root: Node) -> m.Config:

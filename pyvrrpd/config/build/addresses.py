@@ -17,6 +17,7 @@ from pyvrrpd.config.build.values import (
     parse_prefix,
     read_int,
 )
+from pyvrrpd.config.keywords import NOT_SUPPORTED_ADDRESS_OPTIONS
 from pyvrrpd.config.lexer import Word
 
 
@@ -31,9 +32,13 @@ _VIP_FLAGS = {
 
 
 def build_address(
-    r: Report, host: Host | None, item: tuple[Word, ...], *, static: bool, owner: str
+    r: Report, host: Host | None, item: tuple[Word, ...], *, static: bool, owner: str, block: str | None = None
 ) -> m.VirtualAddress | None:
-    """One ``virtual_ipaddress``-style line (keepalived's alloc_ipaddress); owner prefixes messages."""
+    """One ``virtual_ipaddress``-style line (keepalived's alloc_ipaddress); owner prefixes messages.
+
+    ``block``: the value block the line is in, to say where an option that pyvrrpd does not act
+    on yet is (None: the whole block is not supported yet, and the parser says so).
+    """
     first = item[0]
     addr, plen, bad_plen = parse_prefix(first.text)
     if addr is None:
@@ -55,6 +60,8 @@ def build_address(
             r.warn(item[i].span, f"{owner}: '{opt}' needs a value for address {first.text}; this address is ignored")
             return None
         value = item[i + 1] if needs_value else None
+        if block is not None and opt in NOT_SUPPORTED_ADDRESS_OPTIONS:
+            r.not_supported(item[i].span, opt, block)
         if opt == "dev":
             if "dev" in kw:
                 r.warn(value.span, f"{owner}: device given twice for address {first.text}; this address is ignored")

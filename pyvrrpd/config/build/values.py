@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 
 from pyvrrpd.config import model as m
-from pyvrrpd.config.diagnostics import Diagnostic, Severity, Span
+from pyvrrpd.config.diagnostics import Diagnostic, Severity, Span, not_supported
 from pyvrrpd.config.lexer import Word
 from pyvrrpd.config.parser import Node
 
@@ -35,6 +35,8 @@ RULE_START_PRIORITY = 16384
 class Report:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        # (name, where) -> [span, uses, notes] of what is accepted but not supported yet
+        self.unsupported: dict[tuple[str, str], list] = {}
 
     def error(self, span: Span | None, message: str, *notes: str) -> None:
         self.items.append(Diagnostic(Severity.ERROR, span, message, notes))
@@ -48,6 +50,21 @@ class Report:
     def host(self, span: Span | None, message: str) -> None:
         """A warning whose truth depends on the machine running the check."""
         self.items.append(Diagnostic(Severity.WARNING, span, f"{message} (host check)", ()))
+
+    def not_supported(self, span: Span | None, name: str, where: str, *notes: str) -> None:
+        """Something pyvrrpd reads but does not act on yet: one warning per config, at its
+        first use (as the parser reports keywords), made by :meth:`finish`."""
+        entry = self.unsupported.get((name, where))
+        if entry is None:
+            self.unsupported[(name, where)] = [span, 1, notes]
+        else:
+            entry[1] += 1
+
+    def finish(self) -> list[Diagnostic]:
+        for (name, where), (span, uses, notes) in self.unsupported.items():
+            self.items.append(not_supported(span, name, where, uses, *notes))
+        self.unsupported.clear()
+        return self.items
 
 
 # --------------------------------------------------------------------------- value readers

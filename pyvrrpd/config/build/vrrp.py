@@ -121,12 +121,12 @@ def instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
                 d.family, d.version = 6, 3
         case "virtual_ipaddress":
             for item in c.items:
-                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
+                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner, block=k)
                 if vip is not None and _set_family(b, d, vip.address.version, vip.span, f"address {item[0].text}"):
                     d.vips.append(vip)
         case "virtual_ipaddress_excluded":
             for item in c.items:
-                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner)
+                vip = build_address(r, b.ifhost, item, static=False, owner=d.owner, block=k)
                 if vip is not None:
                     d.evips.append(vip)
         case "virtual_routes":
@@ -166,6 +166,7 @@ def instance_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
                 kw["unicast_ttl"] = v
         case "unicast_fault_no_peer":
             d.unicast_configured = True
+            d.fault_no_peer = c.span
             kw["unicast_fault_no_peer"] = True
         case "check_unicast_src":
             d.unicast_configured = True
@@ -254,6 +255,7 @@ def authentication_keyword(b: Builder, d: "_InstanceDraft", c: Node) -> None:
         case "auth_type" if a is not None:
             if a in ("PASS", "AH"):
                 d.auth_type = m.AuthType(a)
+                d.auth_type_span = c.words[1].span
             else:
                 b.r.warn(c.words[1].span, f"{d.owner}: unknown auth_type '{a}' (PASS or AH); ignored")
         case "auth_pass" if a is not None:
@@ -458,11 +460,17 @@ def _complete(b: Builder, d: "_InstanceDraft") -> m.VrrpInstance | None:
     if "interface" not in kw:
         if not d.peers:
             r.error(span, f"{owner} has no 'interface' (and no unicast peers); the instance cannot run")
-            ok = False
         else:
-            r.warn(span, f"{owner}: unicast without 'interface' is rejected by keepalived 2.2.7 (#2270)")
-    if d.unicast_configured and not d.peers and not kw.get("unicast_fault_no_peer"):
-        r.warn(span, f"{owner}: unicast keywords are given but there are no unicast peers; using multicast")
+            r.error(span, f"{owner}: unicast without 'interface' is rejected by keepalived 2.2.7 (#2270) "
+                          "and by pyvrrpd; the instance cannot run")
+        ok = False
+    if d.unicast_configured and not d.peers:
+        if d.fault_no_peer is None:
+            r.warn(span, f"{owner}: unicast keywords are given but there are no unicast peers; using multicast")
+        else:
+            r.not_supported(d.fault_no_peer, "unicast_fault_no_peer", "vrrp_instance",
+                            "with no unicast peers keepalived keeps the instance in FAULT; "
+                            "pyvrrpd runs it with multicast")
     if not d.vips:
         if version == 3 or family == 6 or strict:
             why = "strict mode" if strict else "VRRPv3" if version == 3 else "IPv6"
@@ -502,6 +510,8 @@ def _complete(b: Builder, d: "_InstanceDraft") -> m.VrrpInstance | None:
         elif auth_type is m.AuthType.AH and state is m.State.MASTER and priority != m.OWNER_PRIORITY:
             r.warn(span, f"{owner}: initial state MASTER does not work with AH authentication; using BACKUP")
             state = m.State.BACKUP
+        if auth_type is m.AuthType.AH:
+            r.error(d.auth_type_span, f"{owner}: AH authentication is not supported by pyvrrpd; use PASS or none")
 
     if family == 6 and not d.peers and not d.vips[0].address.ip.is_link_local:
         # RFC 5798 wants it; keepalived 2.2.7 insists only in strict mode (verified: -t exits 0).
@@ -742,8 +752,9 @@ class _InstanceDraft:
 
     __slots__ = (
         "name", "node", "owner", "kw", "family", "version", "state", "priority", "strict", "accept", "vrid_bad",
-        "interface_missing", "unicast_configured", "nopreempt", "preempt_delay_us", "auth_type", "auth_pass",
-        "vips", "evips", "routes", "rules", "peers", "garp", "adverts", "tracks", "notify",
+        "interface_missing", "unicast_configured", "fault_no_peer", "nopreempt", "preempt_delay_us", "auth_type",
+        "auth_type_span", "auth_pass", "vips", "evips", "routes", "rules", "peers", "garp", "adverts", "tracks",
+        "notify",
     )
 
     def __init__(self, name: str, node: Node, owner: str) -> None:
@@ -760,9 +771,11 @@ class _InstanceDraft:
         self.vrid_bad = False
         self.interface_missing = False
         self.unicast_configured = False
+        self.fault_no_peer: Span | None = None  # where unicast_fault_no_peer is
         self.nopreempt = False
         self.preempt_delay_us = 0
         self.auth_type: m.AuthType | None = None
+        self.auth_type_span: Span | None = None
         self.auth_pass: str | None = None
         self.vips: list[m.VirtualAddress] = []
         self.evips: list[m.VirtualAddress] = []
