@@ -148,6 +148,7 @@ def read_config(
     try:
         lexer.read_file(os.path.abspath(path), path, None, strict=True)
     finally:
+        lexer.macros.close()  # (it holds the lexer's methods: a cycle refcounting would not free)
         if was_enabled:
             gc.enable()
     return lexer.lines, lexer.diags

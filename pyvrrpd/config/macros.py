@@ -78,6 +78,12 @@ class Macros:
         self.replay_exhausted = False
         self.expanding: list[str] = []  # multi-line definitions whose lines are being replayed
 
+    def close(self) -> None:
+        """Drop the reader's callbacks once reading is done: they refer back to the reader,
+        and without this the reader, its lines and these definitions would wait for the
+        cyclic collector instead of being freed when the last reference goes."""
+        self.feed = self.open_quote = None
+
     def expand(
         self,
         text: str,

@@ -300,3 +300,20 @@ def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
     here = load(str(path), config_id="test", host_checks=False)
     assert loaded.config == here.config
     assert render_all(loaded.diagnostics) == render_all(here.diagnostics)
+
+
+def test_reading_leaves_no_reference_cycle(tmp_path):
+    """The reader and its macros are freed by refcounting once read_config() returns (a cycle
+    would keep them, and every line, until the cyclic collector runs)."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        lines, diags = read_config(str(path), config_id="test")
+        assert lines
+        alive = [o for o in gc.get_objects() if type(o).__name__ in ("_Lexer", "Macros")]
+        assert alive == []
+    finally:
+        (gc.enable if was else gc.disable)()
