@@ -240,3 +240,28 @@ def file_check_state(value: int, weight: int, reverse: bool = False) -> tuple[bo
     if offset <= -(2**31):
         return (False, 0)
     return (True, min(offset, 2**31 - 1))
+
+
+def parse_track_value(data: bytes) -> int | None:
+    """A tracked file's value as keepalived reads it (``strtol(buf, NULL, 0)`` of the first 127
+    bytes): leading blanks, a sign, a ``0x``/``0`` prefix, digits up to the first non-digit;
+    no digits at all is 0. None when the number is outside -2**31..2**31 (keepalived ignores it)."""
+    text = data[:127].decode("latin-1").lstrip(" \t\n\r\f\v")
+    sign = 1
+    if text[:1] in ("+", "-"):
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    base, digits = 10, "0123456789"
+    if text[:2].lower() == "0x" and text[2:3].lower() in "0123456789abcdef" and text[2:3]:
+        base, digits, text = 16, "0123456789abcdef", text[2:]
+    elif text[:1] == "0":
+        base, digits = 8, "01234567"
+    n = 0
+    for ch in text.lower():
+        if ch not in digits:
+            break
+        n = n * base + digits.index(ch)
+    value = sign * n
+    if not -(2**31) <= value <= 2**31:
+        return None
+    return value
