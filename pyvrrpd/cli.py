@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None, *, fast_exit: bool = False) -> int:
     ``os._exit`` once the output is flushed: a check holds no resources, and tearing down the
     interpreter would only free a large config object by object (10-15 ms on a big config);
     so would the returns from load() and check_config(), unless what they made is kept here."""
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["genhash"]:
+        from pyvrrpd.checkers.genhash import main as genhash
+
+        return genhash(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

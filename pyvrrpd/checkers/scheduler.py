@@ -415,8 +415,8 @@ class Checkers:
         weight = h.effective_weight()
         self.sink.set_health(key, h.alive, weight)
         if alive_changed:
-            self.log.info(f"{'Adding' if h.alive else 'Removing'} real server {rs_label(key.address, key.port)} "
-                          f"{'to' if h.alive else 'from'} VS {key.vs}", reason=why)
+            self.log.info(f"real server {rs_label(key.address, key.port)} of VS {key.vs} is {'up' if h.alive else 'down'}",
+                          reason=why)
             script = server.rs.notify_up if h.alive else server.rs.notify_down
             self.sink.notify(RealServerEvent(key, h.alive, weight, script, why))
 
