@@ -7,8 +7,8 @@
 * **Spread.** The first run of the n-th probe is at ``1 s + phase x warmup`` with phases spread
   evenly (golden-ratio sequence) instead of keepalived's random draw; after that each probe keeps
   its own rhythm (``delay_loop`` after it finished), so probes never fire in bursts.
-* **Bounded.** Every probe runs under a hard time limit (its own timeouts plus a margin) and a
-  global limit on probes in flight (from the open-files limit).
+* **Bounded.** Every probe has its own timeouts; beyond them (plus a margin) the watchdog cuts it
+  short. A global limit (from the open-files limit) caps the probes in flight.
 * **Progress is visible.** Each probe records when it last started and completed; a watchdog
   notices a probe running past its limit or a loop not waking for its deadline, logs it once
   (``checker stuck``), counts it and shows ``stuck`` in :meth:`Checkers.snapshot` until it
@@ -66,7 +66,8 @@ class Probe:
     limit: float
     dynamic: bool = False  # MISC_CHECK misc_dynamic
     users: list[tuple[RealServerKey, int]] = field(default_factory=list)  # (real server, checker index)
-    scope: anyio.CancelScope | None = None
+    scope: anyio.CancelScope | None = None  # the loop's
+    run_scope: anyio.CancelScope | None = None  # the running probe's
     running: bool = False
     last_started: float | None = None
     last_completed: float | None = None
@@ -235,6 +236,39 @@ def _call(probe: Probe, url: int) -> Awaitable[Result]:
     return probe.run(url=url)
 
 
+class Gate:
+    """At most ``limit`` probes in flight, first come first served; costs nothing below the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inside = 0
+        self.waiting: collections.deque[anyio.Event] = collections.deque()
+
+    def try_enter(self) -> bool:
+        if self.inside < self.limit and not self.waiting:
+            self.inside += 1
+            return True
+        return False
+
+    async def enter(self) -> None:
+        event = anyio.Event()
+        self.waiting.append(event)
+        try:
+            await event.wait()  # leave() handed its place over
+        except BaseException:
+            if event.is_set():
+                self.leave()
+            else:
+                self.waiting.remove(event)
+            raise
+
+    def leave(self) -> None:
+        if self.waiting:
+            self.waiting.popleft().set()
+        else:
+            self.inside -= 1
+
+
 def raise_open_files_limit() -> int:
     """Raise the soft open-files limit to the hard one; the soft limit after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -258,7 +292,7 @@ class Checkers:
         self.log = log or logs.get("pyvrrpd.checkers")
         self.plan: Plan | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._gate: Gate | None = None
         self._tls: ssl.SSLContext | None = None
         self._started = 0  # probes started so far (their phase index)
         self.counters: collections.Counter = collections.Counter()
@@ -269,7 +303,7 @@ class Checkers:
 
     async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         limit = raise_open_files_limit()
-        self._limiter = anyio.CapacityLimiter(max(16, min(limit - 256, 50_000)))
+        self._gate = Gate(max(16, min(limit - 256, 50_000)))
         self.started_at = anyio.current_time()
         try:
             async with anyio.create_task_group() as tg:
@@ -353,24 +387,26 @@ class Checkers:
 
     async def _loop(self, probe: Probe) -> None:
         assert probe.scope is not None
+        machine, lateness = probe.machine, self.lateness
         with probe.scope:
             while True:
-                await anyio.sleep_until(probe.machine.due)
+                await anyio.sleep_until(machine.due)
                 started = anyio.current_time()
-                self.lateness.append(started - probe.machine.due)
+                lateness.append(started - machine.due)
                 probe.running, probe.last_started = True, started
                 result = await self._probe(probe)
                 probe.running = False
-                now = anyio.current_time()
-                probe.last_completed = now
+                now = probe.last_completed = anyio.current_time()
                 self._apply(probe, result, started, now)
 
     async def _probe(self, probe: Probe) -> Result:
-        assert self._limiter is not None
+        gate = self._gate
+        assert gate is not None
+        if not gate.try_enter():
+            await gate.enter()
         try:
-            with anyio.move_on_after(probe.limit):
-                async with self._limiter:
-                    return await _call(probe, probe.machine.url)
+            with anyio.CancelScope() as probe.run_scope:  # the watchdog cancels it past probe.limit
+                return await _call(probe, probe.machine.url)
             return Result(False, "timeout", f"no result within {probe.limit:g} s")
         except ProbeError as exc:
             return exc.result()
@@ -378,6 +414,9 @@ class Checkers:
             return os_error(exc, "probe").result()
         except Exception as exc:  # a bug must not stop the loop: count it, log it, go on
             return Result(False, "internal-error", f"{type(exc).__name__}: {exc}")
+        finally:
+            probe.run_scope = None
+            gate.leave()
 
     def _apply(self, probe: Probe, result: Result, started: float, now: float) -> None:
         probe.last = result
@@ -399,14 +438,17 @@ class Checkers:
                 self.log.warning(f"{probe.name} failed{retries}", checker=probe.name, reason=result.reason,
                                  detail=result.detail)
         assert self.plan is not None
+        if change is None and not probe.dynamic:
+            return
         for key, index in probe.users:
             server = self.plan.servers.get(key)
             if server is None:
                 continue
             weight_changed = probe.dynamic and result.ok and server.health.set_dynamic(result.weight)
             alive_changed = change is not None and server.health.set_checker(index, change.up)
-            why = f"{probe.name}: {result.detail or ('succeeded' if result.ok else result.reason)}"
-            self._report(key, server, alive_changed, weight_changed, why)
+            if alive_changed or weight_changed:
+                why = f"{probe.name}: {result.detail or ('succeeded' if result.ok else result.reason)}"
+                self._report(key, server, alive_changed, weight_changed, why)
 
     def _report(self, key: RealServerKey, server: Server, alive_changed: bool, weight_changed: bool, why: str) -> None:
         if not (alive_changed or weight_changed):
@@ -468,6 +510,8 @@ class Checkers:
                 continue
             if probe.running:
                 late = now - (probe.last_started or now) - probe.limit
+                if late > 0 and probe.run_scope is not None:
+                    probe.run_scope.cancel()  # its own timeouts should have ended it: cut it short
             else:
                 late = now - probe.machine.due
             if late > STUCK_GRACE:

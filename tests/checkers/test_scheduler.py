@@ -301,7 +301,7 @@ async def test_a_hanging_probe_is_cut_at_its_limit(config, fakes):
     fakes.tcp_delay = 1000
 
     async def body(c):
-        await anyio.sleep(4)
+        await anyio.sleep(4.5)  # started within the first second, cut at the first watchdog round past 2 s
         (probe,) = c.snapshot()["probes"]
         assert probe["last_result"] == {"ok": False, "reason": "timeout", "detail": "no result within 2 s"}
 
@@ -390,3 +390,31 @@ virtual_server 2001:db8::10 443 {
     labels = [k.vs for _, _, k in real_server_keys(cfg)]
     assert labels == ["[203.0.113.10]:tcp:80", "[203.0.113.10]:tcp:80 #2", "FWM 9", "[2001:db8::10]:tcp:443"]
     assert str(RS1) == "[198.51.100.21]:8080 of VS [203.0.113.10]:tcp:80"
+
+
+async def test_gate_limits_probes_in_flight():
+    gate = sched.Gate(2)
+    assert gate.try_enter() and gate.try_enter() and not gate.try_enter()
+    order = []
+
+    async def waiter(name):
+        await gate.enter()
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "a")
+        await anyio.sleep(0.1)
+        with anyio.CancelScope() as cancelled:
+            cancelled.cancel()
+            await gate.enter()  # cancelled while waiting: leaves no trace
+        tg.start_soon(waiter, "b")
+        await anyio.sleep(0.1)
+        assert order == [] and len(gate.waiting) == 2
+        gate.leave()
+        await anyio.sleep(0.1)
+        assert order == ["a"]
+        gate.leave()
+    assert order == ["a", "b"] and gate.inside == 2
+    gate.leave()
+    gate.leave()
+    assert gate.inside == 0 and gate.try_enter()
