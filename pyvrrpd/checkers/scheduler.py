@@ -195,7 +195,7 @@ class _Builder:
         extra: tuple = ()
         if isinstance(ck, m.HttpCheck):
             vhosts = tuple(ck.virtualhost or rs.virtualhost or vs.virtualhost for _ in ck.urls)
-            extra = (vhosts,)
+            extra = (vhosts, _value_key(self.config.ssl) if isinstance(ck, m.SslCheck) else None)
         pkey = (kind, target, _value_key(ck)) + extra
         if pkey in self.plan.probes:
             return self.plan.probes[pkey]
@@ -329,6 +329,9 @@ class Checkers:
         if self._tg is None or self.plan is None:
             self.config = config
             return None
+        if config.ssl != self.config.ssl:
+            self._tls = None
+        self.config = config  # (the SSL_GET context is made from it)
         old, new = self.plan, self._build(config)
         for key, probe in old.probes.items():
             if key in new.probes:  # same check: keep its loop and state, take the new users
@@ -337,7 +340,7 @@ class Checkers:
                 new.probes[key] = probe
             elif probe.scope is not None:
                 probe.scope.cancel()
-        self.config, self.plan = config, new
+        self.plan = new
         for key, server in new.servers.items():  # health from the probes' actual states
             server.health.down = {i for i, pkey in enumerate(server.keys)
                                   if pkey is not None and not new.probes[pkey].machine.is_up}
