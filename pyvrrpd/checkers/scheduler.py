@@ -65,6 +65,7 @@ class Probe:
     machine: Checker
     limit: float
     dynamic: bool = False  # MISC_CHECK misc_dynamic
+    log_all: bool = False  # log_all_failures: every failed attempt at info level
     users: list[tuple[RealServerKey, int]] = field(default_factory=list)  # (real server, checker index)
     scope: anyio.CancelScope | None = None  # the loop's
     run_scope: anyio.CancelScope | None = None  # the running probe's
@@ -184,7 +185,8 @@ class _Builder:
                 run = partial(_misc, ck.script, timeout, ck.dynamic, account)
                 self.plan.probes[pkey] = Probe(pkey, f"{kind} {ck.script.argv[0]}", kind, run,
                                                Checker(_timing(ck), Style.MISC),
-                                               timeout + TERM_GRACE + KILL_WAIT + MARGIN, dynamic=ck.dynamic)
+                                               timeout + TERM_GRACE + KILL_WAIT + MARGIN, dynamic=ck.dynamic,
+                                               log_all=ck.log_all_failures)
             return self.plan.probes[pkey]
         target = _target(ck, rs)
         needs_port = not isinstance(ck, m.PingCheck)
@@ -217,7 +219,7 @@ class _Builder:
                           min_len=ck.min_reply_length, max_len=ck.max_reply_length)
         else:
             run = partial(_single, probe_ping, target)
-        probe = Probe(pkey, f"{kind} {target}", kind, run, Checker(timing, style), limit)
+        probe = Probe(pkey, f"{kind} {target}", kind, run, Checker(timing, style), limit, log_all=ck.log_all_failures)
         self.plan.probes[pkey] = probe
         return probe
 
@@ -429,7 +431,9 @@ class Checkers:
             self.counters["failed:" + result.reason] += 1
             if result.reason == "internal-error":
                 self.log.error("checker internal error", checker=probe.name, error=result.detail)
-            elif probe.machine.is_up:
+            elif probe.log_all:
+                self.log.info("check failed", checker=probe.name, reason=result.reason, detail=result.detail)
+            else:
                 self.log.debug("check failed", checker=probe.name, reason=result.reason, detail=result.detail)
         change = probe.machine.record(result.ok, now, started)
         if change is not None:
