@@ -66,6 +66,24 @@ def http_handler(reply: bytes, seen: list | None = None) -> Handler:
     return handle
 
 
+def streaming(body: bytes) -> Handler:
+    """Answer 200 with ``body`` sent in 64 KiB pieces, no Content-Length (a large body)."""
+
+    async def handle(stream: SocketStream) -> None:
+        await read_request(stream)
+        await stream.send(b"HTTP/1.0 200 OK\r\n\r\n")
+        for i in range(0, len(body), 1 << 16):
+            await stream.send(body[i:i + (1 << 16)])
+
+    return handle
+
+
+async def garbage(stream: SocketStream) -> None:
+    """Answer a request with bytes that are not HTTP."""
+    await read_request(stream)
+    await stream.send(bytes(range(256)) * 8 + b"\r\n\r\n")
+
+
 async def reset(stream: SocketStream) -> None:
     """Close with a TCP RST."""
     sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)

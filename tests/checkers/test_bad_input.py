@@ -15,16 +15,8 @@ from pyvrrpd.checkers.scheduler import Checkers
 from pyvrrpd.config.build import build
 from pyvrrpd.config.lexer import read_config
 from pyvrrpd.config.parser import parse
-from tests.checkers.servers import (
-    RecordingSink,
-    hang,
-    http_handler,
-    http_reply,
-    read_request,
-    reset,
-    tcp_server,
-    udp_server,
-)
+from tests.checkers.servers import RecordingSink, garbage, hang, http_handler, http_reply, reset, streaming, tcp_server, \
+    udp_server
 from tests.daemon.fakes import Log
 
 pytestmark = pytest.mark.anyio
@@ -35,18 +27,6 @@ BIG = b"x" * (10 * 1024 * 1024)
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-async def big_body(stream):
-    await read_request(stream)
-    await stream.send(b"HTTP/1.0 200 OK\r\n\r\n")
-    for i in range(0, len(BIG), 1 << 16):
-        await stream.send(BIG[i:i + (1 << 16)])
-
-
-async def garbage(stream):
-    await read_request(stream)
-    await stream.send(bytes(range(256)) * 4 + b"\r\n\r\n")
 
 
 def rs(port: int, checker: str) -> str:
@@ -62,7 +42,7 @@ HTTP = "HTTP_GET {{ url {{ path /\n{extra} }}\n connect_timeout 1\n retry 0\n de
 async def test_bad_real_servers_fail_alone(tmp_path):
     ports: dict[str, int] = {}
     async with tcp_server(http_handler(http_reply(b"fine"))) as ports["good"], \
-            tcp_server(big_body) as ports["big"], \
+            tcp_server(streaming(BIG)) as ports["big"], \
             tcp_server(hang) as ports["hang"], \
             tcp_server(garbage) as ports["garbage"], \
             tcp_server(reset) as ports["reset"], \

@@ -26,11 +26,13 @@ from pyvrrpd.checkers.udp import echo_request, is_reply, parse_pattern, probe_pi
 from pyvrrpd.config import model as m
 from tests.checkers.servers import (
     free_port,
+    garbage,
     hang,
     http_handler,
     http_reply,
     read_request,
     reset,
+    streaming,
     tcp_server,
     udp_server,
 )
@@ -219,12 +221,6 @@ async def test_http_hang_times_out():
 
 
 async def test_http_garbage_is_a_bad_response():
-    junk = bytes(range(256)) * 8 + b"\r\n\r\n"
-
-    async def garbage(stream):
-        await read_request(stream)
-        await stream.send(junk)
-
     async with tcp_server(garbage) as port:
         r = await http(port, url(path="/"))
     assert (r.ok, r.reason) == (False, "bad-response")
@@ -252,14 +248,7 @@ async def test_http_closed_before_the_header_ends():
 
 async def test_http_10mb_body_is_bounded():
     body = b"x" * (10 * 1024 * 1024)
-
-    async def big(stream):
-        await read_request(stream)
-        await stream.send(http_reply(b"", length=False))
-        for i in range(0, len(body), 1 << 16):
-            await stream.send(body[i:i + (1 << 16)])
-
-    async with tcp_server(big) as port:
+    async with tcp_server(streaming(body)) as port:
         plain = await http(port, url(path="/"))  # status alone decides: read stops at the limit
         with_digest = await http(port, url(path="/", digest=hashlib.md5(body).hexdigest()))
     assert plain.ok
