@@ -16,6 +16,7 @@ p99 lateness small against delay_loop) on at most half a core.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -125,6 +126,7 @@ def inside(args: argparse.Namespace) -> dict:
 
         async def main() -> None:
             checkers = Checkers(loaded.config, sink)
+            checkers.lateness = collections.deque(maxlen=int(args.servers / DELAY_LOOP * (args.seconds + 10)))
             async with anyio.create_task_group() as tg:
                 await tg.start(checkers.run)
                 await anyio.sleep(DELAY_LOOP + 2)  # every probe has run once
