@@ -53,6 +53,14 @@ class Fakes:
         self.tcp_delay = 0.0
         monkeypatch.setattr(sched, "probe_tcp", self.probe_tcp)
         monkeypatch.setattr(sched, "run_misc", self.run_misc)
+        # no probe of these tests may reach the network (their addresses are off this host)
+        for name in ("probe_smtp", "probe_dns", "probe_udp", "probe_ping"):
+            monkeypatch.setattr(sched, name, self.other)
+        monkeypatch.setattr(sched.HttpProbe, "__call__", lambda probe, index: self.other(probe.target))
+
+    async def other(self, target, *args, **kw):
+        self.calls.append((anyio.current_time(), f"other {target}"))
+        return Result(True)
 
     async def probe_tcp(self, target):
         self.calls.append((anyio.current_time(), str(target)))
@@ -418,3 +426,22 @@ async def test_gate_limits_probes_in_flight():
     gate.leave()
     gate.leave()
     assert gate.inside == 0 and gate.try_enter()
+
+
+async def test_snapshot_is_json(config, fakes):
+    import json
+
+    cfg = config(vs("203.0.113.10", rs("198.51.100.21", 8080), rs("198.51.100.22", 8080, "HTTP_GET { url { path / } }")))
+    checkers = sched.Checkers(cfg, RecordingSink(), log=Log())
+    assert json.loads(json.dumps(checkers.snapshot()))["probes"] == []  # before it runs
+    fakes.tcp[8080] = FAIL
+
+    async def body(c):
+        await anyio.sleep(3)
+        snap = json.loads(json.dumps(c.snapshot()))
+        tcp = next(p for p in snap["probes"] if p["kind"] == "TCP_CHECK")
+        assert tcp["last_result"]["reason"] == "refused" and tcp["failures"] == {"refused": 1}
+        assert snap["lateness"]["samples"] >= 1 and snap["counters"]["failed:refused"] == 1
+        assert {s["address"]: s["alive"] for s in snap["real_servers"]}["198.51.100.21"] is False
+
+    await running(cfg, RecordingSink(), body)
