@@ -106,11 +106,11 @@ def _kill_group(pid: int, sig: int) -> None:
 async def run_misc(script: m.Script, timeout: float, *, dynamic: bool = False,
                    account: tuple[str | None, str | None] = (None, None)) -> Result:
     user, group = account
-    extra = {}
-    if user is not None:
-        extra = {"user": user, "group": group or pwd.getpwnam(user).pw_gid, "extra_groups": []}
     out = _Output()
     try:
+        extra = {}
+        if user is not None:
+            extra = {"user": user, "group": group or pwd.getpwnam(user).pw_gid, "extra_groups": []}
         process = await anyio.open_process(list(script.argv), stdin=subprocess.DEVNULL, stdout=out.write_fd,
                                            stderr=out.write_fd, start_new_session=True, **extra)
     except (OSError, KeyError, ValueError) as exc:

@@ -370,8 +370,10 @@ async def test_misc_flooding_stdout_is_cut_off():
     assert time.monotonic() - t0 < 5 and str(FLOOD) in r.detail
 
 
-async def test_misc_missing_program():
+async def test_misc_missing_program_or_user():
     r = await run_misc(script("/nonexistent/check.sh"), 1)
+    assert (r.ok, r.reason) == (False, "exec-error")
+    r = await run_misc(script("/bin/true"), 1, account=("no-such-user-here", None))
     assert (r.ok, r.reason) == (False, "exec-error")
 
 
