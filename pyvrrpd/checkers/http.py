@@ -196,12 +196,9 @@ async def fetch(target: Target, req: bytes, *, tls: ssl.SSLContext | None = None
         with talking(target):
             stream = await SocketStream.from_socket(sock)
             if tls is not None:
-                try:
-                    with anyio.fail_after(step):
-                        stream = await TLSStream.wrap(stream, server_side=False, hostname=sni, ssl_context=tls,
-                                                      standard_compatible=False)
-                except ssl.SSLError as exc:
-                    raise ProbeError("tls-error", f"TLS handshake with {target}: {exc.reason or exc}") from None
+                with anyio.fail_after(step):
+                    stream = await TLSStream.wrap(stream, server_side=False, hostname=sni, ssl_context=tls,
+                                                  standard_compatible=False)
             resp = Response(keep_body, body_limit)
             with anyio.fail_after(step):
                 await stream.send(req)
@@ -213,8 +210,6 @@ async def fetch(target: Target, req: bytes, *, tls: ssl.SSLContext | None = None
                     return resp
                 if resp.feed(data):
                     return resp
-    except ssl.SSLError as exc:
-        raise ProbeError("tls-error", f"TLS with {target}: {exc.reason or exc}") from None
     finally:
         if stream is not None:
             with anyio.CancelScope(shield=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,9 +153,14 @@ def talking(target: Target, what: str = "") -> Iterator[None]:
     except TimeoutError:
         raise ProbeError("timeout", f"{what or target} did not answer within {target.timeout:g} s") from None
     except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-        if isinstance(exc.__cause__, OSError):
-            raise os_error(exc.__cause__, f"talking to {target}") from None
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLError):
+            raise ProbeError("tls-error", f"TLS with {target}: {cause.reason or cause}") from None
+        if isinstance(cause, OSError):
+            raise os_error(cause, f"talking to {target}") from None
         raise ProbeError("reset", f"the connection to {target} broke") from None
+    except ssl.SSLError as exc:
+        raise ProbeError("tls-error", f"TLS with {target}: {exc.reason or exc}") from None
     except OSError as exc:
         raise os_error(exc, f"talking to {target}") from None
 
