@@ -25,7 +25,6 @@ import resource
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from functools import partial
 
 import anyio
 
@@ -182,7 +181,7 @@ class _Builder:
             account = script_account(ck.script, self.config.global_defs)
             pkey = (kind, _value_key(ck), timeout, account)
             if pkey not in self.plan.probes:
-                run = partial(_misc, ck.script, timeout, ck.dynamic, account)
+                run = _one(run_misc, ck.script, timeout, dynamic=ck.dynamic, account=account)
                 self.plan.probes[pkey] = Probe(pkey, f"{kind} {ck.script.argv[0]}", kind, run,
                                                Checker(_timing(ck), Style.MISC),
                                                timeout + TERM_GRACE + KILL_WAIT + MARGIN, dynamic=ck.dynamic,
@@ -204,38 +203,33 @@ class _Builder:
         t = target.timeout
         style, limit, timing = Style.GATED, t + MARGIN, _timing(ck)
         if isinstance(ck, m.TcpCheck):
-            run, style = partial(_single, probe_tcp, target), Style.TCP
+            run, style = _one(probe_tcp, target), Style.TCP
         elif isinstance(ck, m.HttpCheck):
             probe = HttpProbe.make(target, ck, extra[0], self.tls() if isinstance(ck, m.SslCheck) else None)
             run, style, limit = probe, Style.HTTP, STEPS * t + MARGIN
             timing = _timing(ck, len(ck.urls), ck.fast_recovery)
         elif isinstance(ck, m.SmtpCheck):
-            run, style, limit = partial(_single, probe_smtp, target, ck.helo_name), Style.SMTP, 6 * t + MARGIN
+            run, style, limit = _one(probe_smtp, target, ck.helo_name), Style.SMTP, 6 * t + MARGIN
         elif isinstance(ck, m.DnsCheck):
-            run = partial(_single, probe_dns, target, ck.name, ck.type)
+            run = _one(probe_dns, target, ck.name, ck.type)
         elif isinstance(ck, m.UdpCheck):
             pattern = parse_pattern(ck.require_reply) if ck.require_reply else None
-            run = partial(_single, probe_udp, target, ck.payload, pattern, require_reply=pattern is not None,
+            run = _one(probe_udp, target, ck.payload, pattern, require_reply=pattern is not None,
                           min_len=ck.min_reply_length, max_len=ck.max_reply_length)
         else:
-            run = partial(_single, probe_ping, target)
+            run = _one(probe_ping, target)
         probe = Probe(pkey, f"{kind} {target}", kind, run, Checker(timing, style), limit, log_all=ck.log_all_failures)
         self.plan.probes[pkey] = probe
         return probe
 
 
-async def _single(fn, *args, url: int = 0, **kw) -> Result:
-    return await fn(*args, **kw)
+def _one(fn, *args, **kw) -> Callable[[int], Awaitable[Result]]:
+    """A probe with a single thing to check (all but HTTP_GET/SSL_GET): the url index is unused."""
 
+    async def run(url: int) -> Result:
+        return await fn(*args, **kw)
 
-async def _misc(script: m.Script, timeout: float, dynamic: bool, account, url: int = 0) -> Result:
-    return await run_misc(script, timeout, dynamic=dynamic, account=account)
-
-
-def _call(probe: Probe, url: int) -> Awaitable[Result]:
-    if isinstance(probe.run, HttpProbe):
-        return probe.run(url)
-    return probe.run(url=url)
+    return run
 
 
 class Gate:
@@ -411,7 +405,7 @@ class Checkers:
             await gate.enter()
         try:
             with anyio.CancelScope() as probe.run_scope:  # the watchdog cancels it past probe.limit
-                return await _call(probe, probe.machine.url)
+                return await probe.run(probe.machine.url)
             return Result(False, "timeout", f"no result within {probe.limit:g} s")
         except ProbeError as exc:
             return exc.result()
