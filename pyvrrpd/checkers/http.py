@@ -255,10 +255,11 @@ class HttpProbe:
     patterns: tuple[re.Pattern[bytes] | None, ...]
 
     @classmethod
-    def make(cls, target: Target, check: m.HttpCheck, vhosts: tuple[str | None, ...], tls: ssl.SSLContext | None
-             ) -> HttpProbe:
-        hosts = tuple(host_header(target, (u.virtualhost or v)) for u, v in zip(check.urls, vhosts))
-        sni = tuple((u.virtualhost or v) if check.enable_sni else None for u, v in zip(check.urls, vhosts))
+    def make(cls, target: Target, check: m.HttpCheck, vhost: str | None, tls: ssl.SSLContext | None) -> HttpProbe:
+        """``vhost``: the checker's, else the real server's, else the virtual server's virtualhost;
+        a url's own virtualhost comes before it."""
+        hosts = tuple(host_header(target, u.virtualhost or vhost) for u in check.urls)
+        sni = tuple((u.virtualhost or vhost) if check.enable_sni else None for u in check.urls)
         return cls(target, check.urls, hosts, check.http_protocol, tls, sni,
                    tuple(compile_regex(u) for u in check.urls))
 

@@ -195,8 +195,8 @@ class _Builder:
             return None
         extra: tuple = ()
         if isinstance(ck, m.HttpCheck):
-            vhosts = tuple(ck.virtualhost or rs.virtualhost or vs.virtualhost for _ in ck.urls)
-            extra = (vhosts, _value_key(self.config.ssl) if isinstance(ck, m.SslCheck) else None)
+            vhost = ck.virtualhost or rs.virtualhost or vs.virtualhost  # (a url's own comes first)
+            extra = (vhost, _value_key(self.config.ssl) if isinstance(ck, m.SslCheck) else None)
         pkey = (kind, target, _value_key(ck)) + extra
         if pkey in self.plan.probes:
             return self.plan.probes[pkey]
@@ -215,7 +215,7 @@ class _Builder:
         elif isinstance(ck, m.UdpCheck):
             pattern = parse_pattern(ck.require_reply) if ck.require_reply else None
             run = _one(probe_udp, target, ck.payload, pattern, require_reply=pattern is not None,
-                          min_len=ck.min_reply_length, max_len=ck.max_reply_length)
+                       min_len=ck.min_reply_length, max_len=ck.max_reply_length)
         else:
             run = _one(probe_ping, target)
         probe = Probe(pkey, f"{kind} {target}", kind, run, Checker(timing, style), limit, log_all=ck.log_all_failures)

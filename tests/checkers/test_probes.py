@@ -65,7 +65,7 @@ def url(**kw) -> m.Url:
 
 async def http(port, u: m.Url, *, vhost=None, protocol="1.0", timeout=1.0, address=LO) -> Result:
     check = m.HttpCheck(span=None, urls=(u,), http_protocol=protocol)
-    probe = h.HttpProbe.make(target(port, timeout, address), check, (vhost,), None)
+    probe = h.HttpProbe.make(target(port, timeout, address), check, vhost, None)
     return await outcome(probe(0))
 
 
@@ -303,7 +303,7 @@ async def test_ssl_get_no_verification_and_sni(cert):
         for sni in (False, True):
             check = m.SslCheck(span=None, urls=(url(path="/s", digest=hashlib.md5(body).hexdigest()),),
                                enable_sni=sni)
-            probe = h.HttpProbe.make(target(port), check, ("rs.example",), h.client_context())
+            probe = h.HttpProbe.make(target(port), check, "rs.example", h.client_context())
             assert await outcome(probe(0)) == Result(True)
     assert names == [None, "rs.example"]
     assert seen[0].endswith(b"Host: rs.example\r\n\r\n")
@@ -315,7 +315,7 @@ async def test_ssl_get_against_plain_http_is_a_tls_error():
 
     async with tcp_server(plain) as port:
         check = m.SslCheck(span=None, urls=(url(path="/"),))
-        probe = h.HttpProbe.make(target(port), check, (None,), h.client_context())
+        probe = h.HttpProbe.make(target(port), check, None, h.client_context())
         r = await outcome(probe(0))
     assert (r.ok, r.reason) == (False, "tls-error"), r
 
@@ -551,3 +551,11 @@ def test_echo_packets():
 @pytest.mark.parametrize("address", [LO, LO6])
 async def test_ping(address):
     assert (await outcome(probe_ping(target(None, address=address)))).ok
+
+
+def test_virtualhost_order():
+    check = m.HttpCheck(span=None, urls=(url(path="/a", virtualhost="url.example"), url(path="/b")), enable_sni=True)
+    probe = h.HttpProbe.make(target(80), check, "inherited.example", None)
+    assert probe.hosts == ("url.example", "inherited.example") and probe.sni == probe.hosts
+    plain = h.HttpProbe.make(target(8080), m.HttpCheck(span=None, urls=(url(path="/"),)), None, None)
+    assert plain.hosts == ("127.0.0.1:8080",) and plain.sni == (None,)
