@@ -85,7 +85,8 @@ def _umask(text: str) -> int:
 
 
 # `pyvrrpd NAME ...`: subcommands, each a module with main(argv) -> exit status
-SUBCOMMANDS = {"status": "pyvrrpd.observe.status", "diagnose": "pyvrrpd.diagnose.command"}
+SUBCOMMANDS = {"status": "pyvrrpd.observe.status", "diagnose": "pyvrrpd.diagnose.command",
+               "genhash": "pyvrrpd.checkers.genhash"}
 
 
 def build_parser() -> argparse.ArgumentParser:
