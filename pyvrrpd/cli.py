@@ -1,7 +1,9 @@
 """Command line: keepalived's options where they exist, plus pyvrrpd's own.
 
     pyvrrpd --check-config [-f FILE] [--json] [--strict] [--dump]   (keepalived: -t)
-    pyvrrpd -f FILE [-P] [-p PIDFILE] ...                            (run in the foreground)
+    pyvrrpd -f FILE [-P] [-p PIDFILE] [--control-socket PATH] ...  (run in the foreground)
+    pyvrrpd status [--control-socket PATH] [--json]                (the running daemon's state)
+    pyvrrpd diagnose [-i IFACE ...] [--duration S] [-f FILE] [--json] (explain split brain; see docs/diagnose.md)
 
 Heavy imports (anyio, pyroute2, aiohttp, structlog) happen only on the run path,
 so ``--check-config`` starts fast.
@@ -83,7 +85,8 @@ def _umask(text: str) -> int:
 
 
 # `pyvrrpd NAME ...`: subcommands, each a module with main(argv) -> exit status
-SUBCOMMANDS = {"status": "pyvrrpd.observe.status"}
+SUBCOMMANDS = {"status": "pyvrrpd.observe.status", "diagnose": "pyvrrpd.diagnose.command",
+               "genhash": "pyvrrpd.checkers.genhash"}
 
 
 def build_parser() -> argparse.ArgumentParser:

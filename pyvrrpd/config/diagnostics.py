@@ -134,6 +134,14 @@ def note(span: Span | None, message: str, *notes: str) -> Diagnostic:
     return Diagnostic(Severity.NOTE, span, message, notes)
 
 
+def not_supported(span: Span | None, name: str, where: str | None, uses: int, *notes: str) -> Diagnostic:
+    """The one warning for anything pyvrrpd accepts but does not act on yet, reported once per
+    config at its first use (the parser's for keywords, the build's for the rest)."""
+    more = (f"{uses - 1} more use{'s' if uses > 2 else ''} not reported",) if uses > 1 else ()
+    inside = f" in {where}" if where else ""
+    return warning(span, f"`{name}`{inside} is accepted but not supported yet", *notes, *more)
+
+
 def sort_key(d: Diagnostic) -> tuple:
     """Order of appearance: by include position, then line and column."""
     if d.span is None:

@@ -42,6 +42,10 @@ def load(
 ) -> Loaded:
     """Read, parse and build ``path``. Never raises for bad input.
 
+    Safe to call in a running daemon, from any thread: it reads files and makes new objects.
+    The only process-wide thing it touches is the cyclic collector, paused while it runs and
+    then left as it was; objects the caller froze with ``gc.freeze()`` stay frozen.
+
     ``keep``: a list that gets the objects made on the way (the parser's tree, the
     builder's drafts) instead of their being freed on return. A process that exits
     right after (``--check-config``) passes one it never frees: freeing the ~200,000
@@ -65,12 +69,14 @@ def load(
             keep.append(root)
     finally:
         if gc_was_enabled:
-            # Everything made here is young for the collector, and the first collection
-            # after this would scan all of it (60 ms for 100,000 lines). freeze() then
-            # unfreeze() moves every tracked object (the caller's too) to the oldest
-            # generation without a scan: garbage cycles there wait for a full collection.
-            gc.freeze()
-            gc.unfreeze()
+            if not gc.get_freeze_count():
+                # Everything made here is young for the collector, and the first collection
+                # after this would scan all of it (60 ms for 100,000 lines). freeze() then
+                # unfreeze() moves every tracked object to the oldest generation without a
+                # scan. Only when nothing is frozen: unfreeze() would also thaw what a running
+                # daemon froze on purpose (it freezes once, at start, before any reload).
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
     if strict:
         diags = [

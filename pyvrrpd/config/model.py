@@ -5,7 +5,10 @@ Everything here is plain data: frozen slotted dataclasses built by
 
 * every time is an ``int`` in microseconds (fields end in ``_us``);
 * every object carries ``span``, the place of the keyword (or value-block line)
-  it came from, so diagnostics and runtime logs can point at the config line;
+  it came from, so diagnostics and runtime logs can point at the config line.
+  Spans take no part in ``==`` and hashing: two loads of one file (or of the same
+  text in another file, or moved to other lines) give equal models, so a reload
+  can tell what changed by comparing objects;
 * defaults are keepalived 2.2.7's; values inherited from an outer block
   (global_defs -> instance, virtual_server -> real_server -> checker) are
   already resolved, so consumers never look outwards;
@@ -43,6 +46,16 @@ class AuthType(enum.Enum):
     AH = "AH"
 
 
+class TrackKind(enum.Enum):
+    """What a ``track_*`` entry names: the keyword's suffix (``track_interface`` -> INTERFACE)."""
+
+    INTERFACE = "interface"  # a network interface: down means failed
+    SCRIPT = "script"  # a vrrp_script
+    FILE = "file"  # a track_file (its value times the weight)
+    PROCESS = "process"  # a vrrp_track_process
+    BFD = "bfd"  # a bfd_instance
+
+
 class LbKind(enum.Enum):
     """IPVS forwarding method (``lb_kind`` / ``lvs_method``)."""
 
@@ -58,7 +71,8 @@ class _Value:
     frozen class's ``__setattr__``/``__delattr__`` for every class at import (20 ms for
     the classes here, paid by every ``--check-config``). These give the same results:
     immutability (assignment raises FrozenInstanceError), and repr, ``==`` and hash from
-    the fields' values. ``__init__`` is compiled per class, on its first use (see
+    the fields' values (``==`` and hash leave out the fields marked ``compare=False``:
+    the spans). ``__init__`` is compiled per class, on its first use (see
     :func:`_first_init`).
     """
 
@@ -169,6 +183,11 @@ def _frozen(cls: type) -> type:
     return cls
 
 
+def _place():
+    """The ``span`` field: where an object was configured, not what it is (not compared)."""
+    return field(compare=False)
+
+
 # --------------------------------------------------------------------------- shared pieces
 
 
@@ -183,21 +202,58 @@ class Script(_Value):
     argv: tuple[str, ...]
     user: str | None = None
     group: str | None = None
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
 class Track(_Value):
-    """One ``track_interface``/``track_script``/``track_file``/... entry.
+    """One line of a ``track_interface``/``track_script``/``track_file``/``track_process``/
+    ``track_bfd`` block of an instance or a sync group.
 
     ``weight`` 0 means "a failure puts the instance in FAULT"; otherwise the
-    weight is added to (or with ``reverse`` subtracted from) the priority.
+    weight changes the priority (``reverse`` turns the change around). The weight
+    is already resolved: the line's own, else the tracked object's.
     """
 
-    name: str
+    kind: TrackKind
+    name: str  # the interface, or the vrrp_script/track_file/... name
     weight: int = 0
     reverse: bool = False
-    span: Span
+    span: Span = _place()
+
+
+@_frozen
+class Notify(_Value):
+    """The notify scripts of an instance or a sync group, one per event (None: none).
+
+    ``deleted`` and ``master_rx_lower_pri`` exist for instances only.
+    """
+
+    master: Script | None = None  # notify_master
+    backup: Script | None = None  # notify_backup
+    fault: Script | None = None  # notify_fault
+    stop: Script | None = None  # notify_stop
+    deleted: Script | None = None  # notify_deleted
+    master_rx_lower_pri: Script | None = None  # notify_master_rx_lower_pri
+    any_state: Script | None = None  # notify: every state change, with the new state as an argument
+
+    @property
+    def scripts(self) -> tuple[tuple[str, Script], ...]:
+        """(keyword, script) of each configured script, in keepalived's keyword order."""
+        return tuple((NOTIFY_KEYWORDS[f.name], getattr(self, f.name)) for f in fields(self)
+                     if getattr(self, f.name) is not None)
+
+
+#: Notify field -> the keyword that sets it.
+NOTIFY_KEYWORDS = {
+    "master": "notify_master",
+    "backup": "notify_backup",
+    "fault": "notify_fault",
+    "stop": "notify_stop",
+    "deleted": "notify_deleted",
+    "master_rx_lower_pri": "notify_master_rx_lower_pri",
+    "any_state": "notify",
+}
 
 
 @_frozen
@@ -219,7 +275,7 @@ class VirtualAddress(_Value):
     use_vmac: bool = False
     preferred_lft: int | None = None  # seconds; None: kernel default (forever)
     track_group: str | None = None
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -234,7 +290,7 @@ class Route(_Value):
     table: str | None = None
     no_track: bool = False
     track_group: str | None = None
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -251,7 +307,7 @@ class Rule(_Value):
     oif: str | None = None
     no_track: bool = False
     track_group: str | None = None
-    span: Span
+    span: Span = _place()
 
 
 # --------------------------------------------------------------------------- global_defs
@@ -315,7 +371,7 @@ class GlobalDefs(_Value):
     lvs_flush_on_stop: str | None = None  # None, "FULL" or "VS"
     lvs_sync_daemon: tuple[str, ...] = ()  # raw words after the keyword
     checker_log_all_failures: bool = False
-    span: Span | None = None  # None when the config has no global_defs block
+    span: Span | None = field(default=None, compare=False)  # None when the config has no global_defs block
 
 
 # --------------------------------------------------------------------------- VRRP side
@@ -334,7 +390,7 @@ class VrrpScript(_Value):
     rise: int = 1
     fall: int = 1
     init_fail: bool = False
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -347,7 +403,7 @@ class TrackFile(_Value):
     weight_reverse: bool = False
     init_value: int | None = None  # from init_file; None: don't create/initialise
     init_overwrite: bool = False
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -365,7 +421,7 @@ class TrackProcess(_Value):
     quorum_max: int | None = None
     terminate_delay_us: int = 0
     fork_delay_us: int = 0
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -375,7 +431,7 @@ class UnicastPeer(_Value):
     address: IPAddress
     min_ttl: int = 0
     max_ttl: int = 255
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -427,24 +483,14 @@ class VrrpInstance(_Value):
     higher_prio_send_advert: bool = False
     auth_type: AuthType | None = None
     auth_pass: str | None = None  # at most 8 characters
-    track_interfaces: tuple[Track, ...] = ()
-    track_scripts: tuple[Track, ...] = ()
-    track_files: tuple[Track, ...] = ()
-    track_processes: tuple[Track, ...] = ()
-    track_bfds: tuple[Track, ...] = ()
-    notify_master: Script | None = None
-    notify_backup: Script | None = None
-    notify_fault: Script | None = None
-    notify_stop: Script | None = None
-    notify_deleted: Script | None = None
-    notify: Script | None = None
-    notify_master_rx_lower_pri: Script | None = None
+    tracks: tuple[Track, ...] = ()  # in config order
+    notify: Notify = field(default_factory=Notify)
     notify_priority_changes: bool = False
     smtp_alert: bool = False
     debug: int = 0
     kernel_rx_buf_size: int | None = None
     sync_group: str | None = None
-    span: Span
+    span: Span = _place()
 
     @property
     def unicast(self) -> bool:
@@ -463,20 +509,12 @@ class SyncGroup(_Value):
 
     name: str
     members: tuple[str, ...] = ()  # instance names that exist
-    track_interfaces: tuple[Track, ...] = ()
-    track_scripts: tuple[Track, ...] = ()
-    track_files: tuple[Track, ...] = ()
-    track_processes: tuple[Track, ...] = ()
-    track_bfds: tuple[Track, ...] = ()
-    notify_master: Script | None = None
-    notify_backup: Script | None = None
-    notify_fault: Script | None = None
-    notify_stop: Script | None = None
-    notify: Script | None = None
+    tracks: tuple[Track, ...] = ()  # in config order
+    notify: Notify = field(default_factory=Notify)
     smtp_alert: bool = False
     tracking_weight: bool = False  # sync_group_tracking_weight / global_tracking
     notify_priority_changes: bool = False
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -486,7 +524,7 @@ class GarpGroup(_Value):
     garp_interval_us: int | None = None
     gna_interval_us: int | None = None
     interfaces: tuple[str, ...] = ()
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -506,7 +544,7 @@ class BfdInstance(_Value):
     weight: int = 0
     vrrp: bool = True  # False when only "checker" is given
     checker: bool = True  # False when only "vrrp" is given
-    span: Span
+    span: Span = _place()
 
 
 # --------------------------------------------------------------------------- LVS side
@@ -525,7 +563,7 @@ class Url(_Value):
     regex_options: tuple[str, ...] = ()
     regex_min_offset: int | None = None
     regex_max_offset: int | None = None
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -538,7 +576,7 @@ class Checker(_Value):
     delay_loop_us: int = 60 * SECOND
     alpha: bool = False
     log_all_failures: bool = False
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -620,7 +658,7 @@ class FileCheck(_Value):
 
     track_file: str
     weight: int = 1
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -629,7 +667,7 @@ class BfdCheck(_Value):
 
     name: str
     alpha: bool = False
-    span: Span
+    span: Span = _place()
 
 
 AnyChecker = (
@@ -645,7 +683,7 @@ class SorryServer(_Value):
     port: int | None = None
     lb_kind: LbKind = LbKind.NAT
     inhibit: bool = False
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -670,7 +708,7 @@ class RealServer(_Value):
     smtp_alert: bool = True
     virtualhost: str | None = None
     checkers: tuple[AnyChecker, ...] = ()
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -681,7 +719,7 @@ class VirtualServerGroupEntry(_Value):
     last: IPAddress | None = None  # end of an address range, inclusive
     port: int | None = None
     fwmark: int | None = None
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -690,7 +728,7 @@ class VirtualServerGroup(_Value):
 
     name: str
     entries: tuple[VirtualServerGroupEntry, ...] = ()
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -726,7 +764,7 @@ class VirtualServer(_Value):
     smtp_alert: bool = False
     sorry_server: SorryServer | None = None
     real_servers: tuple[RealServer, ...] = ()
-    span: Span
+    span: Span = _place()
 
 
 @_frozen
@@ -737,7 +775,7 @@ class SslConfig(_Value):
     ca: str | None = None
     certificate: str | None = None
     key: str | None = None
-    span: Span
+    span: Span = _place()
 
 
 # --------------------------------------------------------------------------- the whole file

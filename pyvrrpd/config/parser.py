@@ -52,7 +52,7 @@ from __future__ import annotations
 import gc
 
 from pyvrrpd.config import keywords
-from pyvrrpd.config.diagnostics import Diagnostic, Source, Span, error, note, warning
+from pyvrrpd.config.diagnostics import Diagnostic, Source, Span, error, not_supported, note, warning
 from pyvrrpd.config.keywords import Kind, Keyword
 from pyvrrpd.config.lexer import Line, Word
 
@@ -476,13 +476,9 @@ class _Parser:
 
     def _report_unsupported(self) -> None:
         for kw, line, uses in self.unsupported.values():
-            where = f" in {kw.path[-2]}" if len(kw.path) > 1 else ""
-            notes = []
-            if kw.kind is not _SIMPLE:
-                notes.append("pyvrrpd does not act on it or on anything inside it")
-            if uses > 1:
-                notes.append(f"{uses - 1} more use{'s' if uses > 2 else ''} not reported")
-            self.diags.append(warning(line.span, f"`{kw.name}`{where} is accepted but not supported yet", *notes))
+            where = kw.path[-2] if len(kw.path) > 1 else None
+            notes = () if kw.kind is _SIMPLE else ("pyvrrpd does not act on it or on anything inside it",)
+            self.diags.append(not_supported(line.span, kw.name, where, uses, *notes))
 
     # ----------------------------------------------------------------- unknown keywords
 

@@ -195,6 +195,10 @@ class Stats:
     become_master: int = 0
     release_master: int = 0
     transitions: int = 0
+    # Adverts with non-zero priority from another router while we are master, accepted or not:
+    # RFC 9568 §6.4.3's higher-priority (we yield) and "new Active Router" (we reassert) cases, and
+    # adverts the checks discard (auth, interval, version, addresses), which is how split brain looks.
+    rival_master_rx: int = 0
     discarded: Counter[Discard] = field(default_factory=Counter)
 
 
@@ -388,6 +392,9 @@ class VirtualRouter:
         if self._state is not State.BACKUP and self._state is not State.MASTER:
             self._discard(Discard.NOT_RUNNING, f"advert from {src} ignored in {self._state.value} state", src)
             return
+        if self._state is State.MASTER and adv.priority and adv.vrid == self.config.vrid \
+                and src != self.config.source:
+            self.stats.rival_master_rx += 1
         rejected = self._check(adv, src)
         if rejected is not None:
             self._discard(*rejected, src)

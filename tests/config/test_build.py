@@ -1,4 +1,4 @@
-"""build.py: node tree -> model + semantic diagnostics (keepalived 2.2.7 outcomes).
+"""pyvrrpd.config.build: node tree -> model + semantic diagnostics (keepalived 2.2.7 outcomes).
 
 Configs go through the real lexer and parser, so each test is "config text ->
 model fields and diagnostics with line numbers". Only the build's own
@@ -411,7 +411,11 @@ def test_vip_options(load):
         vi(vip="198.51.100.1/24 brd + dev eth1 scope link label eth1:vip no_track -nodad noprefixroute "
                "preferred_lft 0 home autojoin mngtmpaddr")
     )
-    assert b.warnings == []
+    # all read; five of them pyvrrpd does not act on yet, and the check says so at each
+    options = ["noprefixroute", "preferred_lft", "home", "autojoin", "mngtmpaddr"]
+    assert b.warnings == [(6, f"`{o}` in virtual_ipaddress is accepted but not supported yet") for o in options]
+    line = b.diags[0].span.source.lines[5]
+    assert [line[d.span.col - 1 : d.span.end_col - 1] for d in b.diags] == options
     v = b.instance.vips[0]
     assert v.broadcast == ipaddress.ip_address("198.51.100.255")
     assert (v.dev, v.scope, v.label) == ("eth1", "link", "eth1:vip")
@@ -564,7 +568,8 @@ def test_track_script_weights_and_missing_scripts(load):
         }
         """
     )
-    (t,) = b.instance.track_scripts
+    (t,) = b.instance.tracks
+    assert t.kind is m.TrackKind.SCRIPT
     assert (t.name, t.weight, t.reverse) == ("chk", -20, False)
     assert b.has(11, "nosuch", "not defined")
     assert b.has(12, "chk2", "defined later")
@@ -572,7 +577,7 @@ def test_track_script_weights_and_missing_scripts(load):
 
 def test_track_script_weight_254_becomes_253(load):
     b = load('vrrp_script chk {\n  script "/bin/true"\n}\n' + vi("track_script {\n    chk weight 254\n}"))
-    assert b.instance.track_scripts[0].weight == 253
+    assert b.instance.tracks[0].weight == 253
     assert b.has(9, "254")
 
 
@@ -601,8 +606,8 @@ def test_vrrp_script_unquoted_arguments_are_dropped(load):
 
 def test_track_interface_weight_and_own_interface(load):
     b = load(vi("track_interface {\n    eth1 weight -10 reverse\n    eth0\n    eth2 weight 254\n}"))
-    names = [(t.name, t.weight, t.reverse) for t in b.instance.track_interfaces]
-    assert names == [("eth1", -10, True), ("eth2", 253, False)]
+    names = [(t.kind.value, t.name, t.weight, t.reverse) for t in b.instance.tracks]
+    assert names == [("interface", "eth1", -10, True), ("interface", "eth2", 253, False)]
     assert b.has(6, "its own interface eth0")
     assert b.has(7, "254")
 
@@ -612,8 +617,83 @@ def test_track_file(load):
              + vi("track_file {\n    TF\n}"))
     (tf,) = b.config.track_files
     assert (tf.name, tf.path, tf.weight) == ("TF", "/run/x", -5)
-    assert b.instance.track_files[0].weight == -5
+    assert [(t.kind, t.weight) for t in b.instance.tracks] == [(m.TrackKind.FILE, -5)]
     assert b.has(7, "NOFILE", "no 'file'")
+
+
+# One weight reader for every tracked object: keepalived 2.2.7's range of each kind, the same
+# where the object is defined and on a track_* line; +-254 becomes +-253 for interfaces and scripts.
+DEFS = (
+    'vrrp_script S {\n  script "/bin/true"\n  weight %s\n}\n'
+    "track_file F {\n  file /run/f\n  weight %s\n}\n"
+    "vrrp_track_process P {\n  process nginx\n  weight %s\n}\n"
+    "bfd_instance B {\n  neighbor_ip 198.51.100.7\n  weight %s\n}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("253", {"script": 253, "file": 253, "process": 253, "bfd": 253}),
+        ("-253", {"script": -253, "file": -253, "process": -253, "bfd": -253}),
+        ("254", {"script": 253, "file": 254, "process": 254, "bfd": 0}),
+        ("-254", {"script": -253, "file": -254, "process": -254, "bfd": 0}),
+        ("255", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+        ("x", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+        ("1e3", {"script": 0, "file": 1, "process": 0, "bfd": 0}),
+    ],
+)
+def test_weight_ranges_of_tracked_object_definitions(load, value, expected):
+    b = load(DEFS % ((value,) * 4))
+    c = b.config
+    got = {"script": c.vrrp_scripts[0].weight, "file": c.track_files[0].weight,
+           "process": c.track_processes[0].weight, "bfd": c.bfd_instances[0].weight}
+    assert got == expected
+    lines = {"script": 3, "file": 7, "process": 11, "bfd": 15}
+    for kind, line in lines.items():
+        valid = value.lstrip("-").isdigit() and abs(int(value)) <= (253 if kind in ("script", "bfd") else 254)
+        assert b.has(line, "weight") is not valid, (kind, b.at(line))
+    assert b.errors == []
+
+
+@pytest.mark.parametrize(
+    "kind, line, weight, reverse, message",
+    [
+        ("interface", "eth1 weight 253 reverse", 253, True, None),
+        ("interface", "eth1 weight -254", -253, False, "is not allowed; using -253"),
+        ("interface", "eth1 weight 300", 0, False, "outside the range [-253, 253]; using 0"),
+        ("interface", "eth1 weight 5 noreverse", 5, False, "unknown weight option 'noreverse'"),
+        ("script", "S weight 254 noreverse", 253, False, "is not allowed; using 253"),
+        ("script", "S weight -254 reverse", -253, True, "is not allowed; using -253"),
+        ("script", "S weight abc", -20, True, "'abc' is not a base-10 number; using -20"),
+        ("script", "S weight 7 sideways", 7, True, "unknown weight option 'sideways'"),
+        ("file", "F weight -254", -254, False, None),
+        ("file", "F weight 255", 3, False, "outside the range [-254, 254]; using 3"),
+        ("process", "P weight 254 reverse", 254, True, None),
+        ("bfd", "B weight 254", 0, False, "outside the range [-253, 253]; using 0"),
+        ("bfd", "B weight -253", -253, False, None),
+    ],
+)
+def test_weight_on_a_track_line(load, kind, line, weight, reverse, message):
+    defs = ('vrrp_script S {\n  script "/bin/true"\n  weight -20 reverse\n}\n'
+            "track_file F {\n  file /run/f\n  weight 3\n}\n"
+            "vrrp_track_process P {\n  process nginx\n}\n"
+            "bfd_instance B {\n  neighbor_ip 198.51.100.7\n}\n")
+    text = defs + vi(f"track_{kind} {{\n    {line}\n}}")
+    b = load(text)
+    (t,) = b.instance.tracks
+    assert (t.kind.value, t.weight, t.reverse) == (kind, weight, reverse)
+    at = b.at(textwrap.dedent(text).lstrip("\n").splitlines().index(f"        {line}") + 1)
+    assert [msg for msg in at if "weight" in msg] == ([] if message is None else [at[0]])
+    if message is not None:
+        assert message in at[0] and f"track_{kind}" in at[0]
+
+
+def test_weight_without_a_value_or_with_another_option(load):
+    b = load(vi("track_interface {\n    eth1 weight\n    eth2 wait 3\n    eth3 weight 2\n}"))
+    assert [t.name for t in b.instance.tracks] == ["eth3"]
+    assert b.has(5, "'weight' without a value")
+    assert b.has(6, "unknown track_interface option 'wait'")
 
 
 # --------------------------------------------------------------------------- sync groups
@@ -630,7 +710,7 @@ def test_sync_group_members_and_unknown_names(load):
     assert any("only one member" in w for _, w in b.warnings)
     # a member of a sync group without tracking weight tracks unweighted
     assert b.instance.sync_group == "G"
-    assert b.instance.track_interfaces[0].weight == 0
+    assert [(t.kind, t.name, t.weight) for t in b.instance.tracks] == [(m.TrackKind.INTERFACE, "eth1", 0)]
 
 
 def test_instance_in_two_sync_groups(load):
@@ -705,12 +785,13 @@ def test_script_problem_from_host(load):
     b = load(vi('notify_master "/bin/nope arg"'), host=StaticHost(
         interfaces=frozenset({"eth0"}), users=host.users, scripts=host.scripts))
     assert b.has(4, "/bin/nope cannot be accessed", "(host check)")
-    assert b.instance.notify_master.argv == ("/bin/nope", "arg")
+    assert b.instance.notify.master.argv == ("/bin/nope", "arg")
 
 
 def test_notify_script_user_and_group(load):
     b = load(vi('notify "/usr/local/bin/notify.sh x" nobody nogroup'))
-    s = b.instance.notify
+    s = b.instance.notify.any_state
+    assert b.instance.notify.scripts == (("notify", s),)
     assert (s.argv, s.user, s.group) == (("/usr/local/bin/notify.sh", "x"), "nobody", "nogroup")
 
 
@@ -985,7 +1066,7 @@ def test_model_is_immutable(load):
 
 def test_every_model_object_has_a_span(load):
     b = load(vi("track_interface {\n    eth1\n}") + lvs(rs="HTTP_GET {\n    url {\n        path /\n    }\n}"))
-    objs = [b.instance, *b.instance.vips, *b.instance.track_interfaces, b.vs, *b.vs.real_servers,
+    objs = [b.instance, *b.instance.vips, *b.instance.tracks, b.vs, *b.vs.real_servers,
             *b.vs.real_servers[0].checkers, *b.vs.real_servers[0].checkers[0].urls]
     assert all(o.span is not None and o.span.line > 0 for o in objs)
 

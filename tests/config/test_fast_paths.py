@@ -19,8 +19,8 @@ import textwrap
 import pytest
 
 from pyvrrpd import cli
-from pyvrrpd.config import build as build_mod
-from pyvrrpd.config import lexer
+from pyvrrpd.config.build import host as host_mod
+from pyvrrpd.config import tokens
 from pyvrrpd.config import model as m
 from pyvrrpd.config.diagnostics import render_all
 from pyvrrpd.config.lexer import read_config
@@ -77,10 +77,10 @@ def test_plain_lines_split_like_the_full_tokenizer(tmp_path):
     plain = [line for line in lines if line._words is None]
     assert len(plain) > len(lines) // 2  # the shortcut is taken for most lines, replayed ones too
     for line in lines:
-        full = lexer._split_words(line.text)
+        full = tokens.split_words(line.text)
         assert [(w.offset, w.text) for w in line.words] == [(start, text) for start, _, text in full]
         for word, (start, end, _) in zip(line.words, full):
-            assert word.span == lexer._span_at(line._source, line._lineno, line._cols, start, end)
+            assert word.span == tokens.span_at(line._source, line._lineno, line._cols, start, end)
         assert line.span == line.words[0].span
 
 
@@ -143,12 +143,14 @@ def test_reference_syntax(tmp_path, line, expected, monkeypatch):
 
 def test_model_repr_eq_and_hash_are_dataclass_like():
     span = None
-    a = m.Track(name="eth0", weight=2, span=span)
-    b = m.Track(name="eth0", weight=2, span=span)
-    assert repr(a) == "Track(name='eth0', weight=2, reverse=False, span=None)"
-    assert a == b and hash(a) == hash(b) == hash(("eth0", 2, False, None))
-    assert a != m.Track(name="eth1", weight=2, span=span)
-    assert a.__eq__(("eth0", 2, False, None)) is NotImplemented
+    k = m.TrackKind.INTERFACE
+    a = m.Track(kind=k, name="eth0", weight=2, span=span)
+    b = m.Track(kind=k, name="eth0", weight=2, span=span)
+    assert repr(a) == "Track(kind=<TrackKind.INTERFACE: 'interface'>, name='eth0', weight=2, reverse=False, span=None)"
+    assert a == b and hash(a) == hash(b) == hash((k, "eth0", 2, False))  # the span is not compared
+    assert a != m.Track(kind=k, name="eth1", weight=2, span=span)
+    assert a != m.Track(kind=m.TrackKind.SCRIPT, name="eth0", weight=2, span=span)
+    assert a.__eq__((k, "eth0", 2, False, None)) is NotImplemented
     tcp = m.TcpCheck(span=span)
     assert tcp != m.PingCheck(span=span)  # same fields, other class
     assert repr(tcp).startswith("TcpCheck(retry=1, delay_before_retry_us=1000000,")
@@ -162,16 +164,17 @@ def test_model_init_is_dataclass_like():
     assert type(m.TcpCheck(span=None)) is m.TcpCheck
     c1, c2 = m.Config(), m.Config()
     assert c1 == c2 and c1.global_defs is not c2.global_defs  # default_factory: one each
+    k = m.TrackKind.INTERFACE
     with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'span'"):
-        m.Track(name="eth0")
+        m.Track(kind=k, name="eth0")
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
-        m.Track(name="eth0", span=None, nope=1)
+        m.Track(kind=k, name="eth0", span=None, nope=1)
     with pytest.raises(TypeError):
-        m.Track("eth0", span=None)  # keyword-only
-    t = m.Track(name="eth0", weight=2, span=None)
+        m.Track(k, "eth0", span=None)  # keyword-only
+    t = m.Track(kind=k, name="eth0", weight=2, span=None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         del t.weight
-    assert dataclasses.replace(t, weight=3) == m.Track(name="eth0", weight=3, span=None)
+    assert dataclasses.replace(t, weight=3) == m.Track(kind=k, name="eth0", weight=3, span=None)
     assert copy.copy(t) == t and pickle.loads(pickle.dumps(t)) == t
 
 
@@ -207,18 +210,18 @@ def test_keep_changes_nothing_but_what_is_freed(tmp_path):
 
 def test_local_host_asks_the_system_once(monkeypatch):
     asked = []
-    real = build_mod.pwd.getpwnam
+    real = host_mod.pwd.getpwnam
 
     def getpwnam(name):
         asked.append(name)
         return real("root")
 
-    monkeypatch.setattr(build_mod.pwd, "getpwnam", getpwnam)
-    host = build_mod.LocalHost()
+    monkeypatch.setattr(host_mod.pwd, "getpwnam", getpwnam)
+    host = host_mod.LocalHost()
     assert host.user_problem("someone", None) is None
     assert host.user_problem("someone", None) is None
     assert asked == ["someone"]
-    assert build_mod.LocalHost().user_problem("someone", None) is None  # a new host asks again
+    assert host_mod.LocalHost().user_problem("someone", None) is None  # a new host asks again
     assert asked == ["someone", "someone"]
 
 
@@ -233,5 +236,84 @@ def test_load_leaves_the_collector_as_it_was(tmp_path, enabled):
         assert gc.isenabled() is enabled
         cli.main(["--check-config", "--no-host-checks", "-f", str(path)])
         assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_load_keeps_what_the_caller_froze(tmp_path):
+    """A running daemon freezes what it keeps (gc.freeze()); a reload must not undo that."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    kept = [[i] for i in range(1000)]  # tracked objects the "daemon" keeps
+    was = gc.isenabled()
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(kept)
+        assert load(str(path), config_id="test", host_checks=False).config is not None
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+
+
+def test_load_with_nothing_frozen_leaves_nothing_frozen(tmp_path):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        assert gc.get_freeze_count() == 0
+        assert load(str(path), config_id="test", host_checks=False).config is not None
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
+    """Reload runs load() off the event loop: in a thread, with the frozen objects and the
+    collector's state as they were once it is done, and the same result as in the main thread."""
+    import threading
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    results = []
+    was = gc.isenabled()
+    gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        worker = threading.Thread(target=lambda: results.append(load(str(path), config_id="test",
+                                                                     host_checks=False)))
+        worker.start()
+        busy = [[i] for i in range(10_000)]  # the main thread makes objects meanwhile
+        worker.join(timeout=60)
+        assert not worker.is_alive() and len(busy) == 10_000
+        assert gc.get_freeze_count() == frozen
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
+    (loaded,) = results
+    here = load(str(path), config_id="test", host_checks=False)
+    assert loaded.config == here.config
+    assert render_all(loaded.diagnostics) == render_all(here.diagnostics)
+
+
+def test_reading_leaves_no_reference_cycle(tmp_path):
+    """The reader and its macros are freed by refcounting once read_config() returns (a cycle
+    would keep them, and every line, until the cyclic collector runs)."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(MIXED)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        lines, diags = read_config(str(path), config_id="test")
+        assert lines
+        alive = [o for o in gc.get_objects() if type(o).__name__ in ("_Lexer", "Macros")]
+        assert alive == []
     finally:
         (gc.enable if was else gc.disable)()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pyvrrpd.config import lexer
+from pyvrrpd.config import lexer, macros
 from pyvrrpd.config.diagnostics import Severity, Source, Span, render
 from pyvrrpd.config.lexer import Line, Word, default_config_id, dump_lines, read_config
 
@@ -667,7 +667,7 @@ def test_nesting_is_bounded(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_replayed_lines_are_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(lexer, "MAX_REPLAYED_LINES", 1000)
+    monkeypatch.setattr(macros, "MAX_REPLAYED_LINES", 1000)
     lines, diags = lex(tmp_path, "~SEQ(I, 1, 2000) x\n~SEQ(A, 1, 100) ~SEQ(B, 1, 20) y\n")
     assert len(lines) < 1000
     assert [d.severity for d in diags] == [Severity.ERROR, Severity.ERROR]

@@ -1,7 +1,8 @@
 """Fixtures for the kernel-adapter tests: a two-node namespace lab and a runner for nsagent.py in it.
 
-Tests marked `net` need root and `ip netns`; without them they are skipped with the reason. The pure
-tests in this folder (spec parsers, error formatting) run everywhere.
+Tests marked `net` need root and `ip netns`; without them they are skipped with the reason (a user's
+unprivileged run; with CI=true, ./scripts/test fails on such a skip). The pure tests in this folder
+(spec parsers, error formatting, the advert parser) run everywhere.
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ DAEMON_WRAPPER = (
     'mount --bind /dev/null /dev/console 2>/dev/null; mount -t tmpfs tmpfs /run && exec "$@"', "sh",
 )
 COMMAND_TIMEOUT = 10.0
+LAN = "lan"  # as a node name: the bridge namespace (to watch the whole LAN from)
+ADVERT_RECORDER = Path(__file__).with_name("adverts.py")
 
 
 class LabError(RuntimeError):
@@ -54,8 +56,10 @@ class LabError(RuntimeError):
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float, interval: float = 0.05,
-             what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; bounded in time and in number of polls."""
+             what: str = "condition", detail: Callable[[], str] | None = None) -> T:
+    """Poll `condition` until it returns something truthy; bounded in time and in number of polls.
+
+    On time-out raise TimeoutError naming `what`, plus `detail()` (the state that was seen) if given."""
     deadline = time.monotonic() + timeout
     for _ in range(int(timeout / interval) + 1):
         value = condition()
@@ -64,7 +68,8 @@ def wait_for(condition: Callable[[], T], *, timeout: float, interval: float = 0.
         if time.monotonic() >= deadline:
             break
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+    message = f"timed out after {timeout:g} s waiting for {what}"
+    raise TimeoutError(f"{message}; {detail()}" if detail else message)
 
 
 def existing_namespaces() -> set[str]:
@@ -78,8 +83,9 @@ class Lab:
 
     def __init__(self, nodes: Mapping[str, int], *, workdir: Path, prefix: str | None = None) -> None:
         for node, host in nodes.items():
-            if not (node.isalnum() and len(node) <= 6 and 1 <= host <= 254):
-                raise LabError(f"bad node {node!r}/{host}: names are <= 6 alphanumerics, hosts 1-254")
+            if not (node.isalnum() and len(node) <= 6 and 1 <= host <= 254) or node == LAN:
+                raise LabError(f"bad node {node!r}/{host}: names are <= 6 alphanumerics (not {LAN!r}), "
+                               "hosts 1-254")
         self.nodes = dict(nodes)
         self.prefix = prefix or f"pv{os.getpid()}"
         self.workdir = Path(workdir)
@@ -90,7 +96,9 @@ class Lab:
     # -- addressing ----------------------------------------------------------------------------
 
     def ns(self, node: str) -> str:
-        """Namespace name of `node`."""
+        """Namespace name of `node` (LAN: the bridge's)."""
+        if node == LAN:
+            return self.lan
         if node not in self.nodes:
             raise LabError(f"unknown node {node!r}")
         return f"{self.prefix}-{node}"
@@ -250,7 +258,7 @@ class Peer:
         would stop its child gracefully), then the parent. pyvrrpd is one process."""
         return list(dict.fromkeys((self.vrrp_pid, self.process.pid)))
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the parent and wait for it (bounded); SIGKILL whatever is left. Safe to repeat."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -302,7 +310,7 @@ vrrp_instance VI4 {{
 """
 
 
-def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0) -> KeepalivedPeer:
+def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 30.0) -> KeepalivedPeer:
     """Start keepalived 2.2.7 (VRRP only, foreground, console log) in `node` with its own pid files.
 
     Files go to lab.workdir as keepalived-<node>.{conf,pid,vrrp.pid,log}.
@@ -326,7 +334,7 @@ def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 10.0)
 
 
 def start_pyvrrpd(lab: Lab, node: str, config: str, *, args: Sequence[str] = (),
-                  timeout: float = 10.0) -> Peer:
+                  timeout: float = 30.0) -> Peer:
     """Start pyvrrpd (foreground, one process) in `node` on a keepalived.conf, like start_keepalived.
 
     Files go to lab.workdir as pyvrrpd-<node>.{conf,pid,log}; returns once the pid file is written.
@@ -350,6 +358,109 @@ def start_pyvrrpd(lab: Lab, node: str, config: str, *, args: Sequence[str] = (),
 def start_daemon(impl: str, lab: Lab, node: str, config: str) -> Peer:
     """start_keepalived or start_pyvrrpd by name."""
     return {"keepalived": start_keepalived, "pyvrrpd": start_pyvrrpd}[impl](lab, node, config)
+
+
+# -- the advert stream -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Advert:
+    t: float  # kernel receive time on the bridge, CLOCK_REALTIME seconds (the clock of time.time())
+    mac: str
+    src: str
+    version: int
+    vrid: int
+    prio: int
+    node: str | None = None  # the lab node that sent it (by MAC, else by source address)
+
+
+class AdvertWatch:
+    """The advert stream of a Lab's LAN, recorded on its bridge from now on; stopped with the lab."""
+
+    def __init__(self, lab: Lab, *, timeout: float = 300.0) -> None:
+        self.log = lab.workdir / "adverts.log"
+        self.names = {lab.mac(n): n for n in lab.nodes}
+        self.names |= {lab.ipv4(n): n for n in lab.nodes} | {lab.ipv6(n): n for n in lab.nodes}
+        self._seen: list[Advert] = []
+        self._offset = 0
+        self._ready = False
+        argv = [sys.executable, str(ADVERT_RECORDER), "--iface", "br0", "--timeout", f"{timeout:g}"]
+        self.proc = lab.spawn(LAN, argv, self.log)
+
+        def ready() -> bool:
+            self.adverts()
+            return self._ready or self.proc.poll() is not None
+
+        wait_for(ready, timeout=10, what="the advert watch to start")
+        if not self._ready:
+            raise LabError(f"the advert watch did not start:\n{self.log.read_text(errors='replace')}")
+
+    def adverts(self) -> list[Advert]:
+        """Every advert recorded so far (the log is read on from where the last call stopped)."""
+        with open(self.log, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        self._offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            fields = json.loads(line)
+            if fields.get("ready"):
+                self._ready = True
+            elif "t" in fields:
+                node = self.names.get(fields["mac"]) or self.names.get(fields["src"])
+                self._seen.append(Advert(**fields, node=node))
+        return list(self._seen)
+
+    def first(self, match: Callable[[Advert], bool], *, since: float) -> Advert | None:
+        return next((a for a in self.adverts() if a.t >= since and match(a)), None)
+
+    def last(self, match: Callable[[Advert], bool], *, before: float) -> Advert | None:
+        found = [a for a in self.adverts() if a.t < before and match(a)]
+        return found[-1] if found else None
+
+    def wait(self, what: str, match: Callable[[Advert], bool], *, since: float, timeout: float,
+             count: int = 1) -> Advert:
+        """The first (`count`-th) advert at or after `since` that matches, waiting up to `timeout` seconds."""
+        def found() -> Advert | None:
+            if self.proc.poll() is not None:
+                raise LabError(f"the advert watch exited {self.proc.returncode} while waiting for {what}")
+            matching = [a for a in self.adverts() if a.t >= since and match(a)]
+            return matching[count - 1] if len(matching) >= count else None
+
+        return wait_for(found, timeout=timeout, what=what, detail=lambda: f"adverts since: {self.summary(since)}")
+
+    def summary(self, since: float, limit: int = 12) -> str:
+        """The last adverts at or after `since`, short, for failure messages."""
+        seen = [a for a in self.adverts() if a.t >= since]
+        text = ", ".join(f"{a.node or a.mac} vrid {a.vrid} prio {a.prio} at +{a.t - since:.3f} s"
+                         for a in seen[-limit:])
+        return f"{len(seen)} ({text})" if seen else "none"
+
+
+def sent_by(node: str, priority: int | None = None) -> Callable[[Advert], bool]:
+    """Matches the adverts of `node` (with `priority`, if given)."""
+    return lambda a: a.node == node and (priority is None or a.prio == priority)
+
+
+# Protocol timers, written here from RFC 3768/5798 (not taken from pyvrrpd), in seconds.
+EARLY = 0.02  # a frame reaches the bridge and a daemon microseconds apart, and timers never fire early
+LATE = 1.0  # what a loaded machine may add to a takeover; < 3 s, the Skew_Time/Master_Down_Interval gap at v2 1 s
+
+
+def skew_time(version: int, interval: float, priority: int) -> float:
+    return (256 - priority) / 256 * (1.0 if version == 2 else interval)
+
+
+def master_down_interval(version: int, interval: float, priority: int) -> float:
+    return 3 * interval + skew_time(version, interval, priority)
+
+
+def assert_between(what: str, elapsed: float, low: float, high: float) -> float:
+    """A protocol timer's bound: `what` took `elapsed` seconds, which must lie in [low, high]."""
+    print(f"timing: {what}: {elapsed:.3f} s (bounds {low:.3f}..{high:.3f})")
+    assert low <= elapsed <= high, f"{what}: {elapsed:.3f} s, expected {low:.3f}..{high:.3f} s"
+    return elapsed
 
 
 # -- helpers -----------------------------------------------------------------------------------

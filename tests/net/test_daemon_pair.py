@@ -1,9 +1,13 @@
 """Two real `pyvrrpd -f CONF -p PIDFILE` processes in the namespace lab (d1 = .11, d2 = .12).
 
 Who is master is read from the kernel (`ip addr` in each node), why from the daemons' JSON logs (the
-`reason` of "Entering MASTER STATE"), so nothing here depends on timing except bounded waits. Waits
-for a takeover are Master_Down_Interval (or Skew_Time) plus a generous margin; speed is measured in
-bench/, not asserted here.
+`reason` of "Entering MASTER STATE"), and which timer drove a takeover from the advert stream on the
+lab's bridge (lab.AdvertWatch: kernel receive times): Skew_Time after a priority-0 advert,
+Master_Down_Interval after a crashed master's last advert, the down timer from start-up for a
+preempting higher priority, preempt_delay. Each such time is asserted within bounds that tell the
+timers apart at v2 1 s (Skew_Time 0.61 s against Master_Down_Interval 3.61 s) yet leave a loaded
+2-core machine LATE seconds; at 0.1 s intervals the timers are only 0.3 s apart, so there the same
+bounds hold but do not separate them. Every other wait is a bounded wait on a condition.
 """
 
 from __future__ import annotations
@@ -11,19 +15,32 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.net.lab import Lab, wait_for
+from tests.net.lab import (
+    EARLY,
+    LATE,
+    AdvertWatch,
+    Lab,
+    assert_between,
+    master_down_interval,
+    sent_by,
+    skew_time,
+    wait_for,
+)
 
 pytestmark = pytest.mark.net
 
 PYVRRPD = str(Path(sys.executable).with_name("pyvrrpd"))
 VIP4, VIP6 = "198.51.100.100", "2001:db8:1::100"
-MARGIN = 3.0  # seconds on top of the protocol's own interval: process start-up, a loaded CI machine
+MARGIN = 3.0  # seconds on top of the protocol's own interval, counted once the daemons have started
+STARTUP = 30.0  # for a daemon to start (Python's imports on a loaded 2-core machine take seconds)
+LOG_LAG = 0.5  # a daemon logs its start-up at most this long after the clock reading that starts its timers
 
 
 @dataclass(frozen=True)
@@ -37,9 +54,15 @@ class Variant:
     def vip(self) -> str:
         return VIP4 if self.family == 4 else VIP6
 
+    def skew(self, priority: int = 100) -> float:
+        return skew_time(self.version, self.interval, priority)
+
     def master_down(self, priority: int = 100) -> float:
-        skew = (256 - priority) / 256 * (1 if self.version == 2 else self.interval)
-        return 3 * self.interval + skew
+        return master_down_interval(self.version, self.interval, priority)
+
+    def __str__(self) -> str:
+        return (f"v{self.version} {self.interval:g} s IPv{self.family} "
+                f"{'unicast' if self.unicast else 'multicast'}")
 
 
 V3 = Variant(3, 0.1)
@@ -104,7 +127,7 @@ class Daemon:
         return [e for e in self.events()[since:]
                 if text in e.get("event", "") and all(e.get(k) == v for k, v in fields.items())]
 
-    def wait_log(self, text: str, timeout: float = 10, since: int = 0, **fields) -> dict:
+    def wait_log(self, text: str, timeout: float = STARTUP, since: int = 0, **fields) -> dict:
         def found():
             events = self.find(text, since, **fields)
             if not events:
@@ -119,9 +142,31 @@ class Daemon:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self, timeout: float = 5) -> int:
+    def stop(self, timeout: float = 15) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
+
+    def started(self) -> float:
+        """Wait until the daemon has entered BACKUP at start-up; when it did (its log's timestamp,
+        CLOCK_REALTIME seconds). Waits timed by the protocol start from there, not from the spawn."""
+        return log_time(self.wait_log("Entering BACKUP STATE (init)"))
+
+
+def log_time(event: dict) -> float:
+    return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+
+def stop_and_time_takeover(watch: AdvertWatch, master: Daemon, backup: str, priority: int, variant: Variant) -> None:
+    """SIGTERM `master`; `backup` (at `priority`) must take over Skew_Time after the priority-0 advert,
+    not after its Master_Down_Interval."""
+    since = time.time()
+    assert master.stop() == 0
+    goodbye = watch.wait(f"{master.node}'s priority-0 advert", sent_by(master.node, 0), since=since, timeout=MARGIN)
+    takeover = watch.wait(f"{backup}'s first advert", sent_by(backup), since=goodbye.t,
+                          timeout=variant.master_down(priority) + MARGIN)
+    skew = variant.skew(priority)
+    assert_between(f"{variant}, SIGTERM: {backup} takes over after the priority-0 advert (Skew_Time {skew:.3f})",
+                   takeover.t - goodbye.t, skew - EARLY, skew + LATE)
 
 
 def addresses(lab: Lab, node: str, dev: str | None = None) -> str:
@@ -153,35 +198,51 @@ def remove_stale_vip(lab: Lab, node: str, vip: str, family: int) -> None:
 def test_elect_stop_preempt_and_crash(lab, variant):
     """One pair through its life: election, SIGTERM hand-over, preemption on restart, kill -9."""
     vip = variant.vip
+    watch = AdvertWatch(lab)
     d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150), "a")
     d2 = Daemon(lab, "d2", config(lab, "d2", variant, 100), "a")
+    d1.started(), d2.started()
     # Election: exactly one master, the higher priority. (Started together, both may be master for a
     # moment, until the first adverts cross.)
     wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2)
     assert int(d1.pid_file.read_text()) == d1.proc.pid
-    d2.wait_log("Entering BACKUP STATE (init)")
 
     # SIGTERM: d1 sends priority 0 and removes its VIP; d2 takes over after Skew_Time.
     mark = d2.mark()
-    assert d1.stop() == 0
+    stop_and_time_takeover(watch, d1, "d2", 100, variant)
     assert not holds(lab, "d1", vip) and not d1.pid_file.exists()
-    wait_master(lab, "d2", vip, variant.master_down() + MARGIN, d2)
+    wait_master(lab, "d2", vip, MARGIN, d2)
     assert d2.wait_log("Entering MASTER STATE", since=mark)["reason"] == "priority_zero"
     assert d1.find("sent 0 priority") and d1.find("Stopped pyvrrpd")
 
-    # Restart d1: it discards d2's lower-priority adverts and preempts when its down timer expires.
+    # Restart d1: it discards d2's lower-priority adverts and preempts when the down timer it started
+    # at start-up expires: one Master_Down_Interval (at its priority) after it started, not at once.
     mark = d2.mark()
+    since = time.time()
     d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150), "b")
+    started = d1.started()
     wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2)
+    preempt = watch.wait("d1's first advert after its restart", sent_by("d1", 150), since=since, timeout=MARGIN)
+    down = variant.master_down(150)
+    assert_between(f"{variant}, restart: d1 preempts after start-up (Master_Down_Interval {down:.3f})",
+                   preempt.t - started, max(0.0, down - LOG_LAG), down + LATE)
     assert d1.wait_log("Entering MASTER STATE")["reason"] == "preempt"
     assert d2.wait_log("Entering BACKUP STATE", since=mark, reason="higher_priority")
 
-    # kill -9: no goodbye; d2 takes over after Master_Down_Interval. The dead master keeps its VIP
-    # (as keepalived's does), so the test removes it.
+    # kill -9: no goodbye; d2 takes over Master_Down_Interval after d1's last advert. The dead master
+    # keeps its VIP (as keepalived's does), so the test removes it.
     mark = d2.mark()
+    since = time.time()
     d1.proc.kill()
     d1.proc.wait(timeout=5)
-    wait_for(lambda: holds(lab, "d2", vip), timeout=variant.master_down() + MARGIN, what=f"{vip} on d2")
+    takeover = watch.wait("d2's first advert after d1's crash", sent_by("d2"), since=since,
+                          timeout=variant.master_down() + MARGIN)
+    last = watch.last(lambda a: a.node == "d1" and a.prio > 0, before=takeover.t)
+    assert last is not None, watch.summary(since - 2 * variant.interval)
+    down = variant.master_down(100)
+    assert_between(f"{variant}, kill -9: d2 takes over after d1's last advert (Master_Down_Interval {down:.3f})",
+                   takeover.t - last.t, down - EARLY, down + LATE)
+    wait_for(lambda: holds(lab, "d2", vip), timeout=MARGIN, what=f"{vip} on d2")
     assert d2.wait_log("Entering MASTER STATE", since=mark)["reason"] == "master_down"
     assert holds(lab, "d1", vip)
     remove_stale_vip(lab, "d1", vip, variant.family)
@@ -189,30 +250,46 @@ def test_elect_stop_preempt_and_crash(lab, variant):
 
 
 def test_nopreempt_keeps_the_running_master(lab):
+    watch = AdvertWatch(lab)
     d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    d2.started()
     wait_master(lab, "d2", VIP4, V3.master_down() + MARGIN, d2)
     d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, extra="nopreempt"), "a")
-    d1.wait_log("Entering BACKUP STATE (init)")
-    # Give d1 five of its Master_Down_Intervals to (wrongly) take over.
-    with pytest.raises(TimeoutError):
-        wait_for(lambda: holds(lab, "d1", VIP4), timeout=5 * V3.master_down(), what="d1 to take over")
+    started = d1.started()
+    # d2's adverts over five of d1's Master_Down_Intervals after d1 started (counted on the wire, not
+    # slept): d1 hears them all and, although higher, never takes over (it never sends an advert).
+    window = 5 * V3.master_down(150)
+    end = watch.wait(f"d2's adverts until {window:.2f} s after d1 started, or one from d1",
+                     lambda a: a.node == "d1" or (a.node == "d2" and a.t >= started + window),
+                     since=started, timeout=window + MARGIN)
+    assert end.node == "d2", f"d1 took over {end.t - started:.3f} s after it started: {watch.summary(started)}"
     assert holds(lab, "d2", VIP4) and not d1.find("Entering MASTER STATE")
-    # d2 leaving still hands over to the nopreempt node.
-    assert d2.stop() == 0
-    wait_master(lab, "d1", VIP4, V3.master_down() + MARGIN, d1)
+    # d2 leaving still hands over to the nopreempt node, after Skew_Time.
+    stop_and_time_takeover(watch, d2, "d1", 150, V3)
+    wait_master(lab, "d1", VIP4, MARGIN, d1)
 
 
 def test_preempt_delay_postpones_the_takeover(lab):
+    """preempt_delay runs from start-up: the higher-priority d1 accepts d2's lower adverts until it
+    ends, then preempts when its down timer expires (at most one Master_Down_Interval later)."""
     delay = 1.0
+    watch = AdvertWatch(lab)
     d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    d2.started()
     wait_master(lab, "d2", VIP4, V3.master_down() + MARGIN, d2)
+    since = time.time()
     d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150, extra=f"preempt_delay {delay:g}"), "a")
-    wait_master(lab, "d1", VIP4, delay + 2 * V3.master_down() + MARGIN, d1, d2)
-    started = d1.wait_log("Entering BACKUP STATE (init)")
-    master = d1.wait_log("Entering MASTER STATE")
-    assert master["reason"] == "preempt"
-    elapsed = datetime.fromisoformat(master["timestamp"]) - datetime.fromisoformat(started["timestamp"])
-    assert elapsed.total_seconds() >= delay  # a lower bound: it can never be faster
+    started = d1.started()
+    takeover = watch.wait("d1's first advert", sent_by("d1"), since=since,
+                          timeout=delay + 2 * V3.master_down() + MARGIN)
+    # The last advert d1 accepts comes at most advert_int before the delay ends and restarts its down
+    # timer, so the takeover is delay + (Master_Down_Interval - advert_int) .. delay + Master_Down_Interval
+    # after start-up; without the delay it would be Master_Down_Interval (0.34 s).
+    down = V3.master_down(150)
+    assert_between(f"{V3}, preempt_delay {delay:g}: d1 takes over after its start-up", takeover.t - started,
+                   delay + down - V3.interval - LOG_LAG, delay + down + LATE)
+    wait_master(lab, "d1", VIP4, MARGIN, d1, d2)
+    assert d1.wait_log("Entering MASTER STATE")["reason"] == "preempt"
     d1.proc.send_signal(signal.SIGINT)  # Ctrl-C stops as cleanly as SIGTERM
     assert d1.proc.wait(timeout=5) == 0 and not holds(lab, "d1", VIP4)
 
@@ -223,11 +300,11 @@ def test_use_vmac_puts_the_vip_on_a_macvlan_with_the_virtual_mac(lab, variant, m
     vip = variant.vip
     d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150, extra="use_vmac"), "a")
     d2 = Daemon(lab, "d2", config(lab, "d2", variant, 100, extra="use_vmac"), "a")
+    d1.started(), d2.started()
     wait_master(lab, "d1", vip, 2 * variant.master_down() + MARGIN, d1, d2, dev="vrrp.51")
     link = lab.run("d1", ["ip", "-o", "-d", "link", "show", "vrrp.51"]).stdout
     assert f"link/ether {mac}" in link and "macvlan" in link and "lan0" in link
     assert not holds(lab, "d1", vip, dev="lan0")
-    d2.wait_log("Entering BACKUP STATE (init)")
     mark = d2.mark()
     assert d1.stop() == 0
     assert lab.run("d1", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0  # deleted on exit
@@ -241,6 +318,7 @@ def test_use_vmac_puts_the_vip_on_a_macvlan_with_the_virtual_mac(lab, variant, m
 def test_link_down_means_fault_and_link_up_recovers(lab):
     d1 = Daemon(lab, "d1", config(lab, "d1", V3, 150), "a")
     d2 = Daemon(lab, "d2", config(lab, "d2", V3, 100), "a")
+    d1.started(), d2.started()
     wait_master(lab, "d1", VIP4, 2 * V3.master_down() + MARGIN, d1, d2)
     lab.run("d1", ["ip", "link", "set", "lan0", "down"])
     d1.wait_log("Entering FAULT STATE")
@@ -287,16 +365,33 @@ def test_no_accept_master_drops_traffic_to_its_vip(lab, accept, family):
     vip = VIP4 if family == 4 else VIP6
     own = lab.ipv4("d1") if family == 4 else lab.ipv6("d1")
     d1 = Daemon(lab, "d1", config(lab, "d1", variant, 150, extra=accept), "a")
+    d1.started()
     wait_master(lab, "d1", vip, variant.master_down() + MARGIN, d1)
 
-    def ping(address: str) -> bool:
-        argv = ["ping", f"-{family}", "-n", "-c", "1", "-W", "1", address]
+    def ping(address: str, count: int = 1) -> bool:
+        argv = ["ping", f"-{family}", "-n", "-c", str(count), "-i", "0.2", "-W", "1", address]
         return lab.run("d2", argv, check=False).returncode == 0
 
-    assert ping(own)
-    assert ping(vip) is (accept == "accept")
+    def answers(address: str) -> None:
+        """Wait until `address` answers a ping from d2 (neighbour discovery may take a moment under load)."""
+        wait_for(lambda: ping(address), timeout=MARGIN + 5, what=f"{address} to answer d2's ping")
+
+    answers(own)
+    if accept == "accept":
+        answers(vip)
+    else:
+        # Three echoes in a row go unanswered, although d2 resolved the VIP to d1's MAC (so they reached
+        # d1) and d1's own address still answers right after.
+        assert not ping(vip, count=3)
+        assert lab.mac("d1") in neighbour(lab, "d2", vip)
+        answers(own)
     assert d1.stop() == 0
     assert not holds(lab, "d1", vip)
     # the rules went with the daemon: the address answers again once configured by hand
     lab.run("d1", ["ip", "addr", "add", f"{vip}/{32 if family == 4 else 128}", "dev", "lan0", "nodad"])
-    assert ping(vip)
+    answers(vip)
+
+
+def neighbour(lab: Lab, node: str, address: str) -> str:
+    """`node`'s neighbour entry for `address` ("" if none)."""
+    return lab.run(node, ["ip", "neigh", "show", address, "dev", "lan0"], check=False).stdout

@@ -4,8 +4,13 @@ VRID 51, VIP 198.51.100.100, VRRPv3 at 1 s, IPv4 (test-environment.md §5, keepa
 checks the v3 checksum with the IPv4 pseudo-header by default, as keepalived 2.2.7 does, so an election
 that goes both ways is evidence that pyvrrpd's adverts are checksummed the same way:
 1. FRR 200 vs pyvrrpd 150: FRR is Master, pyvrrpd stays backup (no VIP on d1);
-2. FRR lowered to 100 with vtysh: pyvrrpd takes over (VIP on d1), FRR goes Backup;
-3. SIGTERM pyvrrpd (priority-0 advert): FRR is Master again.
+2. FRR lowered to 100 with vtysh: pyvrrpd preempts Master_Down_Interval after FRR's last priority-200
+   advert (VIP on d1), FRR goes Backup;
+3. SIGTERM pyvrrpd (priority-0 advert): FRR is Master again Skew_Time later;
+4. pyvrrpd back at priority 50, under FRR; `vrrp 51 shutdown` in FRR (a priority-0 advert): pyvrrpd
+   takes over Skew_Time later, not Master_Down_Interval.
+The times come from the advert stream on the bridge (lab.AdvertWatch), in bounds that tell the timers
+apart at 1 s (see test_daemon_pair.py); "stays backup" is read from it too, not slept.
 Afterwards FRR's debug log may show no invalid datagram and pyvrrpd's JSON log no rejected packet.
 
 FRR has no foreground mode that suits us, so zebra and vrrpd daemonize (-d) inside f1 with their own
@@ -27,7 +32,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.net.lab import Lab, LabError, process_alive, start_pyvrrpd, vrrp_config, wait_for
+from tests.net.lab import (
+    EARLY,
+    LATE,
+    AdvertWatch,
+    Lab,
+    LabError,
+    assert_between,
+    master_down_interval,
+    process_alive,
+    sent_by,
+    skew_time,
+    start_pyvrrpd,
+    vrrp_config,
+    wait_for,
+)
 from tests.net.test_interop_keepalived import pyvrrpd_rejects
 
 FRR_BIN = Path("/usr/lib/frr")
@@ -42,7 +61,7 @@ pytestmark = [
 
 VRID, VIP4 = 51, "198.51.100.100"
 MACVLAN = f"vrrp4-{VRID}"
-FRR_PRIO, PYVRRPD_PRIO, FRR_LOWER_PRIO = 200, 150, 100
+FRR_PRIO, PYVRRPD_PRIO, FRR_LOWER_PRIO, PYVRRPD_LOWER_PRIO = 200, 150, 100, 50
 # vrrpd's lines for packets it rejects: parse errors ("Bad VRRP checksum", "Bad version", ...) and
 # instance checks (advertisement interval unequal, VRID mismatch, address owner) all say "Datagram invalid".
 # (Its packet dumps under `debug vrrp protocol` print every "checksum", so that word alone is no error.)
@@ -170,41 +189,87 @@ def frr(lab, tmp_path) -> Iterator[Frr]:
 
 
 def test_election_with_frr_vrrpd_both_ways(lab, frr):
+    watch = AdvertWatch(lab)
     frr.start(FRR_PRIO)
     # FRR starts in Backup and waits its Master_Down_Interval (3.21 s) before it becomes Master
     wait_for(lambda: frr.status() == "Master", timeout=10, interval=0.1, what="FRR vrrpd to be Master")
 
     # 1. pyvrrpd (150) comes up as backup under FRR (200) and stays there past its Master_Down_Interval
-    conf = vrrp_config("d1", state="BACKUP", priority=PYVRRPD_PRIO, version=3, advert_int=1.0,
-                       vip=f"{VIP4}/32", vrid=VRID)
-    peer = start_pyvrrpd(lab, "d1", conf)
+    peer = start_pyvrrpd(lab, "d1", pyvrrpd_config(PYVRRPD_PRIO))
+    peers = [peer]
     try:
         wait_for(lambda: "Entering BACKUP STATE" in peer.log_text(), timeout=5, what="pyvrrpd BACKUP")
         transitions = frr.v4()["stats"]["transitions"]
-        time.sleep(3.8)  # > pyvrrpd's Master_Down_Interval (3.41 s): it must have heard FRR all along
+        adverts_for(watch, "f1", master_down_interval(3, 1.0, PYVRRPD_PRIO) + 0.2)  # it heard FRR all along
+        assert watch.first(sent_by("d1"), since=0) is None, watch.summary(0)
         assert VIP4 not in lab.addresses("d1"), peer.log_text()
         v4 = frr.v4()
         assert v4["status"] == "Master" and v4["stats"]["transitions"] == transitions, v4
 
-        # 2. FRR lowered to 100: pyvrrpd preempts, FRR hears pyvrrpd's 150 and goes Backup
+        # 2. FRR lowered to 100: pyvrrpd preempts when its down timer, last restarted by FRR's last
+        # priority-200 advert, expires (lower adverts do not restart it); FRR hears 150 and goes Backup
+        since = time.time()
         frr.set_priority(FRR_LOWER_PRIO)
-        wait_for(lambda: VIP4 in lab.addresses("d1"), timeout=8, interval=0.1, what="pyvrrpd to take the VIP")
+        takeover = watch.wait("pyvrrpd's first advert", sent_by("d1"), since=since, timeout=8)
+        last = watch.last(sent_by("f1", FRR_PRIO), before=takeover.t)
+        assert last is not None, watch.summary(since - 2)
+        down = master_down_interval(3, 1.0, PYVRRPD_PRIO)
+        assert_between(f"FRR 200 -> 100: pyvrrpd preempts after FRR's last priority-200 advert "
+                       f"(Master_Down_Interval {down:.3f})", takeover.t - last.t, down - EARLY, down + LATE)
+        wait_for(lambda: VIP4 in lab.addresses("d1"), timeout=5, interval=0.1, what="pyvrrpd to take the VIP")
         wait_for(lambda: frr.status() == "Backup", timeout=5, interval=0.1, what="FRR vrrpd to go Backup")
         assert "Entering MASTER STATE" in peer.log_text()
         v4 = frr.v4()
         assert v4["effectivePriority"] == FRR_LOWER_PRIO, v4
-        time.sleep(3.8)  # > FRR's Master_Down_Interval (3.61 s): it must keep accepting pyvrrpd's adverts
+        since = adverts_for(watch, "d1", master_down_interval(3, 1.0, FRR_LOWER_PRIO) + 0.2)
+        assert watch.first(sent_by("f1"), since=since) is None, watch.summary(since)  # FRR accepted them all
         assert VIP4 in lab.addresses("d1"), peer.log_text()
         assert frr.v4()["status"] == "Backup" and frr.v4()["stats"]["adverRx"] >= v4["stats"]["adverRx"] + 3
 
         # 3. SIGTERM pyvrrpd: its priority-0 advert makes FRR Master after Skew_Time
+        since = time.time()
         peer.stop()
         assert peer.process.returncode == 0, peer.log_text()
         assert VIP4 not in lab.addresses("d1")
+        time_takeover(watch, "d1", "f1", FRR_LOWER_PRIO, since, "SIGTERM pyvrrpd: FRR")
         wait_for(lambda: frr.status() == "Master", timeout=5, interval=0.1, what="FRR vrrpd Master again")
+
+        # 4. pyvrrpd (50) under FRR (100); FRR shuts its router down with a priority-0 advert:
+        # pyvrrpd takes over after its Skew_Time
+        peer = start_pyvrrpd(lab, "d1", pyvrrpd_config(PYVRRPD_LOWER_PRIO))
+        peers.append(peer)
+        wait_for(lambda: "Entering BACKUP STATE" in peer.log_text(), timeout=5, what="pyvrrpd BACKUP")
+        since = time.time()
+        frr.vtysh("configure terminal", "interface lan0", f"vrrp {VRID} shutdown")
+        time_takeover(watch, "f1", "d1", PYVRRPD_LOWER_PRIO, since, "FRR shut down: pyvrrpd")
+        wait_for(lambda: VIP4 in lab.addresses("d1"), timeout=5, interval=0.1, what="pyvrrpd to take the VIP")
     finally:
-        peer.stop()
+        for peer in peers:
+            peer.stop()
     frr_log = frr.log_text()
     assert "Adver_Timer expired" in frr_log, "FRR's debug log is not being written"
     assert [line for line in frr_log.splitlines() if FRR_REJECTS.search(line)] == [], frr_log
-    assert [line for line in peer.log_text().splitlines() if pyvrrpd_rejects(line)] == [], peer.log_text()
+    for peer in peers:
+        assert [line for line in peer.log_text().splitlines() if pyvrrpd_rejects(line)] == [], peer.log_text()
+
+
+def pyvrrpd_config(priority: int) -> str:
+    return vrrp_config("d1", state="BACKUP", priority=priority, version=3, advert_int=1.0, vip=f"{VIP4}/32",
+                       vrid=VRID)
+
+
+def adverts_for(watch: AdvertWatch, node: str, seconds: float) -> float:
+    """Wait (on the wire, not the clock) until `node` has advertised for `seconds` from now; return now."""
+    since = time.time()
+    watch.wait(f"{node}'s adverts until {seconds:.2f} s on", sent_by(node), since=since + seconds,
+               timeout=seconds + 5)
+    return since
+
+
+def time_takeover(watch: AdvertWatch, master: str, backup: str, priority: int, since: float, what: str) -> None:
+    """`backup` (at `priority`) took over Skew_Time after `master`'s priority-0 advert (sent after `since`)."""
+    goodbye = watch.wait(f"{master}'s priority-0 advert", sent_by(master, 0), since=since, timeout=5)
+    takeover = watch.wait(f"{backup}'s first advert", sent_by(backup), since=goodbye.t, timeout=8)
+    skew = skew_time(3, 1.0, priority)
+    assert_between(f"{what} takes over after the priority-0 advert (Skew_Time {skew:.3f})",
+                   takeover.t - goodbye.t, skew - EARLY, skew + LATE)

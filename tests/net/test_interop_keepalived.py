@@ -3,10 +3,13 @@
 The failover tests start one daemon as master (d1, priority 150) and the other as backup (d2, 100),
 let tests/net/probe.py in c1 kill -9 or SIGTERM the master, check by source MAC that c1's traffic,
 ARP, adverts and GARP/NA now come from d2, then restart the old master and check that it preempts
-back. Two more elect with equal priorities (the higher address wins) and with v2 PASS authentication.
-Afterwards neither log may show a rejected packet: keepalived's -D log none of its vrrp_check_packet
-lines (keepalived-facts.md §4.4), pyvrrpd's none of its decode errors or discards other than the
-ordinary lower-priority one. Timing is measured in bench/failover.py, never asserted.
+back. Which timer drove the takeover is read from the advert stream on the bridge (lab.AdvertWatch):
+Skew_Time after the priority-0 advert of a SIGTERM, Master_Down_Interval after the last advert of a
+kill -9, within bounds that tell the two apart at v2 1 s (see test_daemon_pair.py). Two more elect
+with equal priorities (the higher address wins) and with v2 PASS authentication, watching the
+adverts rather than sleeping. Afterwards neither log may show a rejected packet: keepalived's -D log
+none of its vrrp_check_packet lines (keepalived-facts.md §4.4), pyvrrpd's none of its decode errors
+or discards other than the ordinary lower-priority one. Speed is measured in bench/failover.py.
 """
 
 from __future__ import annotations
@@ -21,7 +24,20 @@ import pytest
 
 from pyvrrpd.core.actions import Discard
 from pyvrrpd.core.packet import Reason
-from tests.net.lab import Lab, Peer, start_daemon, vrrp_config, wait_for
+from tests.net.lab import (
+    EARLY,
+    LATE,
+    AdvertWatch,
+    Lab,
+    Peer,
+    assert_between,
+    master_down_interval,
+    sent_by,
+    skew_time,
+    start_daemon,
+    vrrp_config,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.net,
@@ -32,7 +48,7 @@ pytestmark = [
 PROBE = Path(__file__).with_name("probe.py")
 VIP4, VIP6 = "198.51.100.100", "2001:db8:1::100"
 MASTER_PRIO, BACKUP_PRIO = 150, 100
-VERSIONS = {  # name: (VRRP version, advert_int, IPv6 VIP too)
+VERSIONS = {  # name: (VRRP version, advert_int, IPv6 VIP too); vrrp_config's VRIDs: 51 (IPv4), 52 (IPv6)
     "v3": (3, 0.1, True),
     "v2": (2, 1.0, False),
     "v3-4": (3, 0.1, False),
@@ -63,6 +79,10 @@ def lab(tmp_path):
 
 def vips(version: str) -> set[str]:
     return {VIP4, VIP6} if VERSIONS[version][2] else {VIP4}
+
+
+def vrids(version: str) -> list[int]:
+    return [51, 52] if VERSIONS[version][2] else [51]
 
 
 def start(lab: Lab, impl: str, node: str, version: str, *, priority: int | None = None,
@@ -96,6 +116,25 @@ def probe(lab: Lab, version: str, signal: str, master: Peer) -> dict:
     return json.loads(lines[-1])
 
 
+def time_takeover(watch: AdvertWatch, version: str, signal: str, since: float, who: str) -> None:
+    """For each VRID: d2 (priority 100) took over Skew_Time after d1's priority-0 advert (SIGTERM),
+    or Master_Down_Interval after d1's last advert (kill -9); `since` is before the signal."""
+    number, advert_int, _ = VERSIONS[version]
+    for vrid in vrids(version):
+        takeover = watch.wait(f"d2's first advert for VRID {vrid}", lambda a: a.node == "d2" and a.vrid == vrid,
+                              since=since, timeout=5)
+        if signal == "TERM":
+            start = watch.first(lambda a: a.node == "d1" and a.vrid == vrid and a.prio == 0, since=since)
+            expected, timer = skew_time(number, advert_int, BACKUP_PRIO), "Skew_Time"
+        else:
+            start = watch.last(lambda a: a.node == "d1" and a.vrid == vrid and a.prio > 0, before=takeover.t)
+            expected, timer = master_down_interval(number, advert_int, BACKUP_PRIO), "Master_Down_Interval"
+        assert start is not None and start.t < takeover.t, watch.summary(since)
+        assert_between(f"{version} {who}, {signal}, VRID {vrid}: takeover after d1's "
+                       f"{'priority-0' if signal == 'TERM' else 'last'} advert ({timer} {expected:.3f})",
+                       takeover.t - start.t, expected - EARLY, expected + LATE)
+
+
 def rejected(peer: Peer) -> list[str]:
     """The log lines that show a packet rejected or distrusted (or a crash: non-JSON lines)."""
     lines = peer.log_text().splitlines()
@@ -122,11 +161,13 @@ def test_failover_and_preemption_between_pyvrrpd_and_keepalived(lab, version, ma
     backup = start(lab, backup_impl, "d2", version)
     master = start(lab, master_impl, "d1", version)
     peers = [backup, master]
+    watch = AdvertWatch(lab)
     try:
         wait_master(lab, "d1", "d2", version)
         assert "Entering MASTER STATE" in master.log_text()  # (d2 may have been master before d1 came up)
 
         # 1. d1 goes away; c1's traffic, ARP, adverts and GARP/NA move to d2 (told apart by MAC)
+        since = time.time()
         r = probe(lab, version, signal, master)
         assert r["signalled"] and r["pre_signal_backup"] == 0, r
         assert None not in (r["echo"], r["arp"], r["advert"], r["garp"]), r
@@ -146,6 +187,7 @@ def test_failover_and_preemption_between_pyvrrpd_and_keepalived(lab, version, ma
         wait_master(lab, "d2", "d1", version)
         if signal == "TERM" and backup_impl == "keepalived":
             assert "Backup received priority 0 advertisement" in backup.log_text()
+        time_takeover(watch, version, signal, since, f"{master_impl} -> {backup_impl}")
 
         # 2. the old master comes back and preempts the other daemon
         master = start(lab, master_impl, "d1", version)
@@ -168,9 +210,13 @@ def test_equal_priority_the_higher_address_wins(lab, d1_impl):
     """Both priority 100 (v3, 0.1 s, IPv4): the sender address breaks the tie; d2 (.12) > d1 (.11)."""
     peers = [start(lab, OTHER[d1_impl], "d2", "v3-4", priority=BACKUP_PRIO),
              start(lab, d1_impl, "d1", "v3-4", priority=BACKUP_PRIO)]
+    watch = AdvertWatch(lab)
     try:
         wait_master(lab, "d2", "d1", "v3-4")
-        time.sleep(1.0)  # ten more adverts each way: the election must stay put
+        # ten more adverts from d2, and none from d1: the election stays put
+        since = time.time()
+        watch.wait("ten more adverts from d2", sent_by("d2"), since=since, timeout=5, count=10)
+        assert watch.first(sent_by("d1"), since=since) is None, watch.summary(since)
         assert VIP4 in lab.addresses("d2") and VIP4 not in lab.addresses("d1")
     finally:
         for peer in peers:
@@ -186,9 +232,15 @@ def test_v2_password_authentication(lab, master_impl):
     password = "s3cret99x"
     peers = [start(lab, OTHER[master_impl], "d2", "v2", auth_pass=password),
              start(lab, master_impl, "d1", "v2", auth_pass=password)]
+    watch = AdvertWatch(lab)
     try:
         wait_master(lab, "d1", "d2", "v2")
-        time.sleep(3.8)  # longer than the backup's Master_Down_Interval (3.61 s): it must still be backup
+        # d1's adverts for longer than the backup's Master_Down_Interval (3.61 s), and none from d2:
+        # the backup accepted every one of them
+        since = time.time()
+        window = master_down_interval(2, 1.0, BACKUP_PRIO) + 0.2
+        watch.wait(f"d1's adverts until {window:.2f} s on", sent_by("d1"), since=since + window, timeout=window + 5)
+        assert watch.first(sent_by("d2"), since=since) is None, watch.summary(since)
         assert VIP4 in lab.addresses("d1") and VIP4 not in lab.addresses("d2")
     finally:
         for peer in peers:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from tests.net.lab import Lab, LabError, existing_namespaces, process_alive, wait_for
+from tests.net.lab import AdvertWatch, Lab, LabError, existing_namespaces, process_alive, sent_by, wait_for
+from tests.net.packets import ADVERT_V2
 
 
 @pytest.mark.net
@@ -16,6 +18,19 @@ def test_lab_nodes_reach_each_other(lab):
     sysctl = lab.run("d2", ["sysctl", "-n", "net.ipv6.conf.all.accept_dad", "net.ipv6.conf.all.keep_addr_on_down"])
     assert sysctl.stdout.split() == ["0", "1"]
     assert "br0" in lab.run("d1", ["ip", "-n", lab.lan, "link", "show", "br0"]).stdout
+
+
+@pytest.mark.net
+def test_the_advert_watch_sees_a_unicast_advert_between_two_nodes(lab, agent):
+    """On the bridge, in promiscuous mode: a frame from d1 to d2's MAC is seen too, with its fields."""
+    watch = AdvertWatch(lab)
+    since = time.time()
+    agent.run("d1", "send", "lan0", "4", lab.ipv4("d2"), ADVERT_V2.hex())
+    advert = watch.wait("d1's advert", sent_by("d1"), since=since, timeout=5)
+    assert (advert.mac, advert.src, advert.version, advert.vrid, advert.prio) == (
+        lab.mac("d1"), lab.ipv4("d1"), 2, 51, 150)
+    assert since <= advert.t <= time.time()
+    assert watch.first(sent_by("d2"), since=0) is None
 
 
 @pytest.mark.net
@@ -50,8 +65,15 @@ def test_wait_for_is_bounded():
     assert wait_for(lambda: 42, timeout=1) == 42
 
 
+def test_wait_for_says_what_it_saw():
+    with pytest.raises(TimeoutError, match=r"^timed out after 0.1 s waiting for the VIP; seen: nothing$"):
+        wait_for(lambda: None, timeout=0.1, what="the VIP", detail=lambda: "seen: nothing")
+
+
 def test_lab_rejects_bad_node_names(tmp_path):
     with pytest.raises(LabError):
         Lab({"toolongname": 11}, workdir=tmp_path)
     with pytest.raises(LabError):
         Lab({"d1": 255}, workdir=tmp_path)
+    with pytest.raises(LabError, match="not 'lan'"):
+        Lab({"lan": 11}, workdir=tmp_path)  # the bridge namespace's name
