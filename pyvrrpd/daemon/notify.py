@@ -79,11 +79,11 @@ def instance_notify_scripts(instance, global_defs) -> NotifyScripts:
     """Adapter: a config ``VrrpInstance``'s notify_* fields as NotifyScripts."""
     def cmd(script):
         return None if script is None else command_from_config(script, global_defs)
+    n = instance.notify
     return NotifyScripts(
-        master=cmd(instance.notify_master), backup=cmd(instance.notify_backup), fault=cmd(instance.notify_fault),
-        stop=cmd(instance.notify_stop), deleted=cmd(instance.notify_deleted), generic=cmd(instance.notify),
-        master_rx_lower_pri=cmd(instance.notify_master_rx_lower_pri),
-        notify_deleted=instance.notify_deleted is not None, smtp_alert=instance.smtp_alert,
+        master=cmd(n.master), backup=cmd(n.backup), fault=cmd(n.fault), stop=cmd(n.stop), deleted=cmd(n.deleted),
+        generic=cmd(n.any_state), master_rx_lower_pri=cmd(n.master_rx_lower_pri),
+        notify_deleted=n.deleted is not None, smtp_alert=instance.smtp_alert,
     )
 
 
@@ -93,9 +93,9 @@ def group_notify_scripts(group, global_defs) -> NotifyScripts:
         return None if script is None else command_from_config(script, global_defs)
     gd = global_defs
     default_alert = gd.smtp_alert_vrrp if gd.smtp_alert_vrrp is not None else gd.smtp_alert
-    return NotifyScripts(master=cmd(group.notify_master), backup=cmd(group.notify_backup),
-                         fault=cmd(group.notify_fault), stop=cmd(group.notify_stop), generic=cmd(group.notify),
-                         smtp_alert=group.smtp_alert or bool(default_alert))
+    n = group.notify
+    return NotifyScripts(master=cmd(n.master), backup=cmd(n.backup), fault=cmd(n.fault), stop=cmd(n.stop),
+                         generic=cmd(n.any_state), smtp_alert=group.smtp_alert or bool(default_alert))
 
 
 @dataclass(frozen=True, slots=True)

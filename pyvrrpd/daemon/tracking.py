@@ -75,13 +75,10 @@ class TrackSink(Protocol):
 
 # --------------------------------------------------------------------------- config adapters
 
-_TRACK_FIELDS = {"script": "track_scripts", "interface": "track_interfaces", "file": "track_files",
-                 "process": "track_processes", "bfd": "track_bfds"}
-
-
 def _tracks_of(obj, kind: str) -> tuple:
-    """The one read of a vrrp_instance's or vrrp_sync_group's track_* entries (name, weight, reverse)."""
-    return getattr(obj, _TRACK_FIELDS[kind])
+    """The one read of a vrrp_instance's or vrrp_sync_group's track_* entries of one kind ("script",
+    "interface", "file", "process", "bfd"): each with its name, resolved weight and reverse."""
+    return tuple(t for t in obj.tracks if t.kind.value == kind)
 
 
 def _trackers(config, kind: str) -> dict[str, tuple[Tracker, ...]]:
