@@ -36,13 +36,13 @@ import os
 import shutil
 import stat
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import anyio
 import anyio.lowlevel
 
-from pyvrrpd.daemon.scripts import Command, ScriptRunner, command_from_config
+from pyvrrpd.daemon.scripts import Command, ScriptRunner, command_from_config, refusal
 from pyvrrpd.daemon.smtp import Mailer, smtp_settings
 
 NOTIFY_TIMEOUT = 30.0  # seconds a notify script may run before it is killed
@@ -75,10 +75,24 @@ class NotifyScripts:
                 "DELETED": self.deleted}.get(state)
 
 
-def instance_notify_scripts(instance, global_defs) -> NotifyScripts:
+def _command(script, global_defs, refused: list[str] | None = None) -> Command | None:
+    """The Command for a config Script, or None: none configured, or refused by script security (the
+    reason goes to ``refused``)."""
+    if script is None:
+        return None
+    command = command_from_config(script, global_defs)
+    insecure = refusal(command, global_defs.enable_script_security)
+    if insecure is not None:
+        if refused is not None:
+            refused.append(f"{insecure}; enable_script_security is set, so it is not run")
+        return None
+    return command
+
+
+def instance_notify_scripts(instance, global_defs, refused: list[str] | None = None) -> NotifyScripts:
     """Adapter: a config ``VrrpInstance``'s notify_* fields as NotifyScripts."""
     def cmd(script):
-        return None if script is None else command_from_config(script, global_defs)
+        return _command(script, global_defs, refused)
     n = instance.notify
     return NotifyScripts(
         master=cmd(n.master), backup=cmd(n.backup), fault=cmd(n.fault), stop=cmd(n.stop), deleted=cmd(n.deleted),
@@ -87,10 +101,10 @@ def instance_notify_scripts(instance, global_defs) -> NotifyScripts:
     )
 
 
-def group_notify_scripts(group, global_defs) -> NotifyScripts:
+def group_notify_scripts(group, global_defs, refused: list[str] | None = None) -> NotifyScripts:
     """Adapter: a config ``SyncGroup``'s notify_* fields as NotifyScripts (groups have no notify_deleted)."""
     def cmd(script):
-        return None if script is None else command_from_config(script, global_defs)
+        return _command(script, global_defs, refused)
     gd = global_defs
     default_alert = gd.smtp_alert_vrrp if gd.smtp_alert_vrrp is not None else gd.smtp_alert
     n = group.notify
@@ -103,15 +117,19 @@ class NotifyTable:
     """What each instance and sync group is notified with, by (kind, name), for ``notify_state``."""
 
     scripts: dict[tuple[str, str], NotifyScripts] = field(default_factory=dict)
-    priority_changes: frozenset[str] = frozenset()  # instances with notify_priority_changes
+    priority_changes: frozenset[str] = frozenset()  # instances with notify_priority_changes (or their group)
+    refused: tuple[str, ...] = ()  # scripts not run (script security), for the log
 
 
 def notify_table(config) -> NotifyTable:
     """Adapter: every instance's and sync group's notify scripts and options."""
     gd = config.global_defs
-    scripts = {("INSTANCE", i.name): instance_notify_scripts(i, gd) for i in config.instances}
-    scripts.update({("GROUP", g.name): group_notify_scripts(g, gd) for g in config.sync_groups})
-    return NotifyTable(scripts, frozenset(i.name for i in config.instances if i.notify_priority_changes))
+    refused: list[str] = []
+    scripts = {("INSTANCE", i.name): instance_notify_scripts(i, gd, refused) for i in config.instances}
+    scripts.update({("GROUP", g.name): group_notify_scripts(g, gd, refused) for g in config.sync_groups})
+    changes = {i.name for i in config.instances if i.notify_priority_changes}
+    changes.update(m for g in config.sync_groups if g.notify_priority_changes for m in g.members)
+    return NotifyTable(scripts, frozenset(changes), tuple(refused))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +147,12 @@ class FifoSettings:
     lvs: FifoSpec | None = None  # lvs_notify_fifo
 
 
-def fifo_settings(global_defs) -> FifoSettings:
+def fifo_settings(global_defs, refused: list[str] | None = None) -> FifoSettings:
     """Adapter: global_defs' notify_fifo, vrrp_notify_fifo and lvs_notify_fifo (and their scripts)."""
     def spec(path, script):
         if path is None:
             return None
-        return FifoSpec(path, None if script is None else command_from_config(script, global_defs))
+        return FifoSpec(path, _command(script, global_defs, refused))
     gd = global_defs
     return FifoSettings(notify=spec(gd.notify_fifo, gd.notify_fifo_script),
                         vrrp=spec(gd.vrrp_notify_fifo, gd.vrrp_notify_fifo_script),
@@ -261,8 +279,11 @@ class Notifier:
         """The notifier the daemon runs: the config's FIFOs, scripts and mail settings."""
         gd = config.global_defs
         mail = smtp_settings(gd)
-        return cls(fifo_settings(gd), log=log, mailer=Mailer(mail, log=log) if mail is not None else None,
-                   table=notify_table(config))
+        table = notify_table(config)
+        refused = list(table.refused)
+        fifos = fifo_settings(gd, refused)
+        return cls(fifos, log=log, mailer=Mailer(mail, log=log) if mail is not None else None,
+                   table=replace(table, refused=tuple(refused)))
 
     # -- the API for the VRRP (and LVS) subsystems ---------------------------------------------
 
@@ -327,6 +348,8 @@ class Notifier:
                 self._tg = drains
                 try:
                     async with anyio.create_task_group() as tg:
+                        for line in self.table.refused:
+                            self._warn(line)
                         self._open_fifos(tg)
                         if self.mailer is not None:
                             tg.start_soon(self.mailer.run)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import anyio
 
+from pyvrrpd.config.build.host import unsafe_script
+
 OUTPUT_CAP = 4096  # bytes of a script's output kept for the log (the tail)
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL at a timeout (keepalived: 2 s)
 STOP_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the caller is cancelled (keepalived: 1 s)
@@ -75,6 +77,24 @@ def command_from_config(script, global_defs) -> Command:
     except KeyError:
         return Command(tuple(script.argv))
     return Command(tuple(script.argv), DEFAULT_SCRIPT_USER)
+
+
+def refusal(command: Command, script_security: bool) -> str | None:
+    """Why keepalived would refuse to run ``command`` (and so pyvrrpd does not run it), or None: with
+    ``enable_script_security``, a script run as root (user or group 0) that a non-root user could change.
+    The same check and words as ``--check-config`` (``config.build.host.unsafe_script``)."""
+    if not script_security:
+        return None
+    try:
+        pw = pwd.getpwnam(command.user) if command.user is not None else None
+        gid = grp.getgrnam(command.group).gr_gid if command.group is not None else (
+            pw.pw_gid if pw is not None else os.getegid())
+    except KeyError:
+        return None  # an unknown user or group cannot run anything: the runner says so
+    uid = pw.pw_uid if pw is not None else os.geteuid()
+    if uid != 0 and gid != 0:
+        return None
+    return unsafe_script(command.argv[0])
 
 
 @dataclass(frozen=True, slots=True)

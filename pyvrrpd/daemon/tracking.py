@@ -56,7 +56,7 @@ from pyvrrpd.core.tracking import (
 )
 from pyvrrpd.daemon import watchers
 from pyvrrpd.daemon.ratelimit import RateLimit
-from pyvrrpd.daemon.scripts import Command, Outcome, ScriptRunner, command_from_config
+from pyvrrpd.daemon.scripts import Command, Outcome, ScriptRunner, command_from_config, refusal
 
 SECOND = 1_000_000
 SPREAD = 1.0  # seconds over which the first runs of the scripts are spread
@@ -185,8 +185,13 @@ def plan_tracking(config) -> TrackingPlan:
         if not trackers:
             notes.append(f"Warning - script {vs.name} is not used")
             continue
+        command = command_from_config(vs.script, gd)
+        insecure = refusal(command, gd.enable_script_security)
+        if insecure is not None:  # keepalived drops the script and every track_script naming it
+            notes.append(f"Disabling track script {vs.name} due to insecure: {insecure}")
+            continue
         scripts[vs.name] = ScriptPlan(
-            vs.name, command_from_config(vs.script, gd), vs.interval_us / SECOND, vs.timeout_us / SECOND,
+            vs.name, command, vs.interval_us / SECOND, vs.timeout_us / SECOND,
             vs.rise, vs.fall, vs.init_fail and HONOR_INIT_FAIL, trackers)
     by_file = tracked_files(config)
     files = {tf.name: FilePlan(tf.name, tf.path, tf.init_value, tf.init_overwrite, by_file[tf.name])

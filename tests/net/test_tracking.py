@@ -384,3 +384,31 @@ vrrp_script chk_web {{
     wait_master(lab, "d1", VIP4, 2 + 2 + TAKEOVER, d1, d2)  # two good checks, then preemption
     assert d1.wait_log("VRRP_Script(chk_web) succeeded", since=mark)
     assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_an_insecure_script_is_refused_and_reported(lab, tmp_path):
+    """enable_script_security: a notify script in a directory anyone may write to is not run, and both
+    --check-config and the daemon say which and why; the other scripts run."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    bad_out, good_out = tmp_path / "bad.out", tmp_path / "good.out"
+    bad = script_file(open_dir / "bad.sh", f'echo "$*" >> {bad_out}\n')
+    good = script_file(tmp_path / "good.sh", f'echo "$*" >> {good_out}\n')
+    text = conf("d1", 150, global_extra="enable_script_security\nscript_user root",
+                extra=f"notify_master {bad}\nnotify {good}")
+    reason = f"unsafe permissions for script {bad} run as root: {open_dir} is writable by non-root users"
+    conf_file = tmp_path / "secure.conf"
+    conf_file.write_text(text)
+    check = subprocess.run([PYVRRPD, "--check-config", "-f", str(conf_file)], capture_output=True, text=True,
+                           timeout=30)
+    assert check.returncode == 0
+    assert f"{conf_file}:" in check.stdout + check.stderr
+    assert f"{reason}; enable_script_security is set, so the script is not run" in check.stdout + check.stderr
+    d1 = Daemon(lab, "d1", text, "a")
+    wait_master(lab, "d1", VIP4, START, d1)
+    assert d1.wait_log(f"{reason}; enable_script_security is set, so it is not run")
+    wait_for(lambda: good_out.exists() and "INSTANCE VI_1 MASTER 150" in good_out.read_text(), timeout=10,
+             what="the generic notify script")
+    assert d1.stop() == 0
+    assert not bad_out.exists()
