@@ -315,16 +315,17 @@ class VirtualRouter:
     def reconfigure(self, config: RouterConfig, now: float) -> None:
         """Run with ``config`` from now on, keeping the state (a master stays master).
 
-        A different name, VRID, version or address family is another instance: ValueError. The
-        effective priority follows a new base priority at once (as from ``set_priority_delta``);
-        a new source address, advert interval, authentication or address list goes into the next
-        advert and the next checks; the timers already running keep their deadlines. What the
-        kernel holds for a master (VIPs, routes, rules, Accept_Mode) is the adapter's to change.
+        A different VRID, version or address family is another instance: ValueError. A new name is
+        not (keepalived matches instances across a reload without it). The effective priority
+        follows a new base priority at once (as from ``set_priority_delta``); a new source address,
+        advert interval, authentication or address list goes into the next advert and the next
+        checks; the timers already running keep their deadlines, and the fault reasons and priority
+        deltas stay. What the kernel holds for a master (VIPs, routes, rules, Accept_Mode) is the
+        adapter's to change.
         """
         old = self._config
-        if (config.name, config.vrid, config.version, config.source.version) != \
-                (old.name, old.vrid, old.version, old.source.version):
-            raise ValueError(f"VRRP instance {old.name}: reconfigure cannot change the name, VRID, version or "
+        if (config.vrid, config.version, config.source.version) != (old.vrid, old.version, old.source.version):
+            raise ValueError(f"VRRP instance {old.name}: reconfigure cannot change the VRID, version or "
                              "address family (that is another instance)")
         self._config = config
         self._derive(config)
