@@ -144,6 +144,11 @@ class RouterConfig:
     garp_lower_prio_delay_us: int = 5 * SECOND_US
     garp_lower_prio_repeat: int = 5
 
+    @property
+    def accepts(self) -> bool:
+        """Accept_Mode as it applies: the address owner always accepts (RFC 5798 §6.4.3)."""
+        return self.accept or self.priority == OWNER_PRIORITY
+
     def __post_init__(self) -> None:
         problem = self._problem()
         if problem:
@@ -459,8 +464,7 @@ class VirtualRouter:
         # RFC 5798 §6.4.2 order: the advert first (it is what stops the other backups), then the
         # addresses, which only have to be in place before the gratuitous ARPs announce them.
         self._send_advert(AdvertReason.TAKEOVER, t)
-        # Accept_Mode: the address owner always accepts (RFC 5798 §6.4.3).
-        self._emit(ClaimAddresses(self._all_addresses, cfg.accept or cfg.priority == OWNER_PRIORITY))
+        self._emit(ClaimAddresses(self._all_addresses, cfg.accepts))
         if cfg.garp_master_repeat:
             self._emit(SendGratuitous(self._all_addresses, cfg.garp_master_repeat, GarpReason.TAKEOVER))
             if cfg.garp_master_delay_us:
