@@ -295,7 +295,9 @@ class Vrrp:
                 await port.close()
                 key = (port.ifname, port.family)
                 del self.ports[key]
-                self._readers.pop(key).cancel()
+                reader = self._readers.pop(key, None)
+                if reader is not None:
+                    reader.cancel()
             if inst.plan.vmac is not None:
                 await self._delete_vmac(inst.plan.vmac.name)
 

@@ -216,3 +216,25 @@ def test_an_added_instance_starts(lab, watch):
     watch.assert_steady("d1", 51, start, time.time())
     assert [e for e in transitions(d1, mark) if "VI_1" in e] == []
     assert d1.stop() == 0 and not holds(lab, "d1", VIP1) and not holds(lab, "d1", VIP2)
+
+
+def test_use_vmac_a_removed_instance_deletes_its_macvlan_and_a_change_restarts(lab, watch):
+    vi1 = instance("VI_1", 51, VIP1, 150, extra="use_vmac")
+    vi2 = instance("VI_2", 52, VIP2, 150)
+    d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
+    wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1, dev="vrrp.51")
+    wait_master(lab, "d1", VIP2, MARGIN, d1, dev="lan0")
+    mark, start = d1.mark(), time.time()
+    reload(d1, conf("d1", vi2))
+    assert lab.run("d1", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+    assert d1.find("deleted VMAC interface vrrp.51", mark) and not holds(lab, "d1", VIP1)
+    time.sleep(3 * INTERVAL)
+    watch.assert_steady("d1", 52, start, time.time())
+    # use_vmac on: another VMAC, so the instance stops (priority 0) and starts again on it.
+    mark = d1.mark()
+    reload(d1, conf("d1", instance("VI_2", 52, VIP2, 150, extra="use_vmac")))
+    assert d1.find("(VI_2) restarted by the reload: use_vmac changed", mark)
+    wait_master(lab, "d1", VIP2, V3.master_down() + MARGIN, d1, dev="vrrp.52")
+    assert not holds(lab, "d1", VIP2, dev="lan0")
+    assert d1.stop() == 0
+    assert lab.run("d1", ["ip", "link", "show", "vrrp.52"], check=False).returncode != 0
