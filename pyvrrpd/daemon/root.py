@@ -15,7 +15,7 @@ The root owns what belongs to the process, and nothing else:
 
 A reload parses the file into a new model; with any error the running config stays and every diagnostic
 is logged. Otherwise each subsystem is asked to ``reconfigure``; one that answers why not (VRRP does for
-now) keeps its running config, and the root logs that.
+keeps its running config, and the root logs that.
 """
 
 from __future__ import annotations
