@@ -87,6 +87,7 @@ class GarpReason(enum.StrEnum):
     REFRESH = "refresh"  # every garp_master_refresh while master
     LOWER_PRIORITY = "lower_priority"  # garp_lower_prio_repeat on a lower-priority advert
     LOWER_PRIORITY_DELAYED = "lower_priority_delayed"  # ... and again garp_lower_prio_delay later
+    RELOAD = "reload"  # a master's new VIPs after a reload (sent by the adapter, not the router)
 
 
 def _join(addresses: tuple[IPAddress, ...]) -> str:

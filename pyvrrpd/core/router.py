@@ -154,6 +154,11 @@ class RouterConfig:
     garp_lower_prio_repeat: int = 5
     sync_group: bool = False  # a vrrp_sync_group member: it becomes master only with its group (WantMaster)
 
+    @property
+    def accepts(self) -> bool:
+        """Accept_Mode as it applies: the address owner always accepts (RFC 5798 §6.4.3)."""
+        return self.accept or self.priority == OWNER_PRIORITY
+
     def __post_init__(self) -> None:
         problem = self._problem()
         if problem:
@@ -346,16 +351,17 @@ class VirtualRouter:
     def reconfigure(self, config: RouterConfig, now: float) -> None:
         """Run with ``config`` from now on, keeping the state (a master stays master).
 
-        A different name, VRID, version or address family is another instance: ValueError. The
-        effective priority follows a new base priority at once (as from ``set_priority_delta``);
-        a new source address, advert interval, authentication or address list goes into the next
-        advert and the next checks; the timers already running keep their deadlines. What the
-        kernel holds for a master (VIPs, routes, rules, Accept_Mode) is the adapter's to change.
+        A different VRID, version or address family is another instance: ValueError. A new name is
+        not (keepalived matches instances across a reload without it). The effective priority
+        follows a new base priority at once (as from ``set_priority_delta``); a new source address,
+        advert interval, authentication or address list goes into the next advert and the next
+        checks; the timers already running keep their deadlines, and the fault reasons and priority
+        deltas stay. What the kernel holds for a master (VIPs, routes, rules, Accept_Mode) is the
+        adapter's to change.
         """
         old = self._config
-        if (config.name, config.vrid, config.version, config.source.version) != \
-                (old.name, old.vrid, old.version, old.source.version):
-            raise ValueError(f"VRRP instance {old.name}: reconfigure cannot change the name, VRID, version or "
+        if (config.vrid, config.version, config.source.version) != (old.vrid, old.version, old.source.version):
+            raise ValueError(f"VRRP instance {old.name}: reconfigure cannot change the VRID, version or "
                              "address family (that is another instance)")
         self._config = config
         self._derive(config)
@@ -499,8 +505,7 @@ class VirtualRouter:
         # RFC 5798 §6.4.2 order: the advert first (it is what stops the other backups), then the
         # addresses, which only have to be in place before the gratuitous ARPs announce them.
         self._send_advert(AdvertReason.TAKEOVER, t)
-        # Accept_Mode: the address owner always accepts (RFC 5798 §6.4.3).
-        self._emit(ClaimAddresses(self._all_addresses, cfg.accept or cfg.priority == OWNER_PRIORITY))
+        self._emit(ClaimAddresses(self._all_addresses, cfg.accepts))
         if cfg.garp_master_repeat:
             self._emit(SendGratuitous(self._all_addresses, cfg.garp_master_repeat, GarpReason.TAKEOVER))
             if cfg.garp_master_delay_us:

@@ -12,10 +12,15 @@ Rules this file keeps:
 * State changes, priority changes, notices and sync-group wishes also go to the instance's ``listener``
   (notifications, sync groups), which hears ``flushed()`` once all the actions of one input are carried
   out: notify scripts start after the VIPs are in place, as keepalived's do.
+* A VIP two instances list (by address and interface) is deleted only when no master of the VRRP
+  subsystem holds it any more (``Holders``): moving a VIP from one instance to another in one reload,
+  or a new instance's start-up clean-up, never takes it from the master that has it.
+* A reload (``reload()``) changes in the kernel only what differs between a master's old and new plan.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +36,7 @@ from pyvrrpd.core.actions import (
     ClaimAddresses,
     Discard,
     Discarded,
+    GarpReason,
     Notice,
     NoticeKind,
     PriorityChanged,
@@ -108,6 +114,39 @@ class InstanceStats:
     notices: Counter[NoticeKind] = field(default_factory=Counter)
 
 
+class Holders:
+    """Which masters hold each virtual address, by (address, interface); shared by the instances of one
+    VRRP subsystem."""
+
+    def __init__(self) -> None:
+        self._owners: dict[tuple[IPAddress, str | None], set[str]] = {}
+
+    def hold(self, owner: str, specs) -> None:
+        for spec in specs:
+            self._owners.setdefault(_where(spec), set()).add(owner)
+
+    def let_go(self, owner: str, specs) -> list[AddressSpec]:
+        """``owner`` gives up ``specs``: the ones no other master holds, to be deleted."""
+        out = []
+        for spec in specs:
+            owners = self._owners.get(_where(spec), set())
+            owners.discard(owner)
+            if not owners:
+                self._owners.pop(_where(spec), None)
+                out.append(spec)
+        return out
+
+    def rename(self, old: str, new: str) -> None:
+        for owners in self._owners.values():
+            if old in owners:
+                owners.discard(old)
+                owners.add(new)
+
+
+def _where(spec: AddressSpec) -> tuple[IPAddress, str | None]:
+    return spec.address.ip, spec.dev
+
+
 class FrameSenders:
     """One AF_PACKET sender per interface, opened on first use and reopened after an error."""
 
@@ -148,7 +187,7 @@ class InstanceEffects:
 
     def __init__(self, plan: InstancePlan, *, netlink: AddressPort | None, tx: Callable[[], AdvertSocket | None],
                  frames: FramePort, log, ratelimit: RateLimit | None = None,
-                 firewall: BlockPort | None = None) -> None:
+                 firewall: BlockPort | None = None, holders: Holders | None = None) -> None:
         # `log` is a structlog logger bound to the instance's fields; `tx` gives the socket to send on.
         self.plan = plan
         self.source: IPAddress = plan.router.source
@@ -160,6 +199,8 @@ class InstanceEffects:
         self._frames = frames
         self.firewall = firewall  # None: every instance accepts (nothing to block)
         self.listener: Listener | None = None  # set by the VRRP subsystem
+        self.holders = holders or Holders()
+        self._blocked: frozenset[IPAddress] = frozenset()  # what the firewall drops for this instance
         self._limit = ratelimit or RateLimit()
         self._bursts: set[anyio.CancelScope] = set()
         self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
@@ -254,35 +295,83 @@ class InstanceEffects:
     async def _claim(self, action: ClaimAddresses) -> None:
         self.log.info(self._text(action))
         plan = self.plan
-        if not action.accept and self.firewall is not None:
+        if not action.accept:
             # Block before the VIPs exist, so no packet to a VIP is ever accepted in between.
-            await self._change("block traffic to VIPs", self._block, plan.addresses)
-        for spec in plan.addresses:
+            await self._block(_ips(plan.addresses))
+        await self._add(plan.addresses, plan.routes, plan.rules)
+
+    async def _add(self, addresses, routes, rules) -> None:
+        self.holders.hold(self.plan.name, addresses)
+        for spec in addresses:
             await self._change("add address", self.netlink.add_address, spec)
-        for route in plan.routes:
+        for route in routes:
             await self._change("add route", self.netlink.add_route, route)
-        for rule in plan.rules:
+        for rule in rules:
             await self._change("add rule", self.netlink.add_rule, rule)
 
-    async def _block(self, specs) -> None:
-        await self.firewall.block(self.plan.name, [spec.address.ip for spec in specs])
+    async def _delete(self, addresses, routes, rules) -> None:
+        """Rules, routes, then the addresses no other master holds; each retried once."""
+        for rule in rules:
+            await self._remove("delete rule", self.netlink.del_rule, rule)
+        for route in routes:
+            await self._remove("delete route", self.netlink.del_route, route)
+        for spec in self.holders.let_go(self.plan.name, addresses):
+            await self._remove("delete address", self.netlink.del_address, spec)
 
-    async def _unblock(self, _spec=None) -> None:
-        await self.firewall.unblock(self.plan.name)
+    async def _block(self, addresses: frozenset[IPAddress]) -> None:
+        """Drop traffic to ``addresses`` (none: stop dropping) for this instance; nothing without a firewall."""
+        if self.firewall is None:
+            return
+        self._blocked = addresses
+        if addresses:
+            await self._change("block traffic to VIPs", functools.partial(self.firewall.block, self.plan.name),
+                               addresses)
+        else:
+            await self._remove("unblock traffic to VIPs", self.firewall.unblock, self.plan.name)
 
     async def _release(self, action: ReleaseAddresses) -> None:
         for scope in self._bursts:
             scope.cancel()  # no more GARPs for addresses we are giving up
         self.log.info(self._text(action), reason=action.reason.value)
         plan = self.plan
-        for rule in plan.rules:
-            await self._remove("delete rule", self.netlink.del_rule, rule)
-        for route in plan.routes:
-            await self._remove("delete route", self.netlink.del_route, route)
-        for spec in plan.addresses:
-            await self._remove("delete address", self.netlink.del_address, spec)
-        if self.firewall is not None:
-            await self._remove("unblock traffic to VIPs", self._unblock, plan.name)
+        await self._delete(plan.addresses, plan.routes, plan.rules)
+        await self._block(frozenset())
+
+    async def reload(self, plan: InstancePlan, master: bool) -> None:
+        """Run with a reloaded instance's new ``plan`` (same VRID, family, interface, VMAC).
+
+        A master changes in the kernel only what differs: the VIPs, routes and rules that left go
+        (rules first), the new ones come (addresses first) and are announced with gratuitous ARPs /
+        NAs, and the firewall follows a new Accept_Mode or address list; traffic to a VIP that
+        does not accept is blocked before the VIP is added. Nothing the two plans share is touched.
+        """
+        old, self.plan = self.plan, plan
+        self._encoded = None
+        if old.name != plan.name:
+            self.holders.rename(old.name, plan.name)
+        if not master:
+            return
+        gone = [[x for x in o if x not in n] for o, n in _parts(old, plan)]
+        new = [[x for x in n if x not in o] for o, n in _parts(old, plan)]
+        block = frozenset() if plan.router.accepts else _ips(plan.addresses)
+        changes = [f"{verb} {kind} {x}" for verb, parts in (("removing", gone), ("adding", new))
+                   for kind, xs in zip(("VIP", "route", "rule"), parts) for x in xs]
+        if old.router.accepts != plan.router.accepts:
+            changes.append(f"Accept_Mode {'on' if plan.router.accepts else 'off'}")
+        if changes:
+            self.log.info(f"({plan.name}) reload: {', '.join(changes)}")
+        blocked = self._blocked
+        if block - blocked or (blocked and old.name != plan.name):
+            await self._block(blocked | block)  # under the new name first, then free the old one
+            if old.name != plan.name:
+                await self._remove("unblock traffic to VIPs", self.firewall.unblock, old.name)
+        await self._delete(*gone)
+        await self._add(*new)
+        if block != self._blocked:
+            await self._block(block)
+        count = plan.router.garp_master_repeat
+        if new[0] and count:
+            await self._announce(new[0], count, GarpReason.RELOAD)
 
     async def _change(self, op: str, call, spec) -> bool:
         try:
@@ -303,23 +392,25 @@ class InstanceEffects:
     # -- gratuitous ARP / unsolicited NA -------------------------------------------------------
 
     async def _gratuitous(self, action: SendGratuitous) -> None:
-        # All addresses of the plan (also excluded VIPs of the other family), grouped by interface.
-        targets: dict[str, list[IPAddress]] = {}
-        for spec in self.plan.addresses:
+        # All addresses of the plan (also excluded VIPs of the other family).
+        await self._announce(self.plan.addresses, action.count, action.reason)
+
+    async def _announce(self, specs, count: int, reason: GarpReason) -> None:
+        targets: dict[str, list[IPAddress]] = {}  # by interface
+        for spec in specs:
             targets.setdefault(spec.dev, []).append(spec.address.ip)
         for ifname, addresses in targets.items():
             for version, what in ((4, "gratuitous ARPs"), (6, "unsolicited neighbour adverts")):
                 listed = ", ".join(str(a) for a in addresses if a.version == version)
                 if listed:
                     self.log.info(f"({self.plan.name}) Sending/queueing {what} on {ifname} for {listed}",
-                                  count=action.count, reason=action.reason.value)
+                                  count=count, reason=reason.value)
         if self.task_group is None:
-            await self._burst(targets, action.count, anyio.CancelScope())
+            await self._burst(targets, count, anyio.CancelScope())
         else:
             scope = anyio.CancelScope()
             self._bursts.add(scope)
-            self.task_group.start_soon(self._burst, targets, action.count, scope,
-                                       name=f"garp {self.plan.name}")
+            self.task_group.start_soon(self._burst, targets, count, scope, name=f"garp {self.plan.name}")
 
     async def _burst(self, targets: dict[str, list[IPAddress]], count: int, scope: anyio.CancelScope) -> None:
         plan = self.plan
@@ -356,3 +447,12 @@ class InstanceEffects:
         count = self._limit(("gratuitous", exc.errno))
         if count:
             self.log.error(f"({self.plan.name}) cannot send gratuitous ARP/NA: {exc}", count=count)
+
+
+def _ips(specs) -> frozenset[IPAddress]:
+    return frozenset(spec.address.ip for spec in specs)
+
+
+def _parts(old: InstancePlan, new: InstancePlan):
+    """(old, new) addresses, routes and rules."""
+    return (old.addresses, new.addresses), (old.routes, new.routes), (old.rules, new.rules)

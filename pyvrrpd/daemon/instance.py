@@ -18,6 +18,7 @@ from anyio.lowlevel import checkpoint
 from pyvrrpd.core.actions import Action, State
 from pyvrrpd.core.packet import Advertisement, IPAddress
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.daemon.plan import InstancePlan
 
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
 PRECISE_WAIT = 0.02  # s: the last stretch of a wait is at most twice this (see Inbox.receive)
@@ -50,7 +51,7 @@ class SetPriorityDelta:
 
 @dataclass(frozen=True, slots=True)
 class Reconfigure:
-    """Run with a new RouterConfig from now on (a new source address; later a reload)."""
+    """Run with a new RouterConfig from now on (a new source address)."""
 
     config: RouterConfig
 
@@ -62,7 +63,17 @@ class SyncMove:
     state: State
 
 
-InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure | SyncMove
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """A reload changed the instance: the effects take its new plan (a master changes in the kernel what
+    differs, ``Effects.reload``), then the router its new config; ``done`` is set once both have."""
+
+    plan: InstancePlan
+    config: RouterConfig
+    done: anyio.Event
+
+
+InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure | Reload | SyncMove
 
 
 class Inbox:
@@ -150,6 +161,9 @@ class Effects(Protocol):
     def flushed(self) -> None:
         """The actions of one input are all carried out (the VIPs are in place): time to notify."""
 
+    async def reload(self, plan: InstancePlan, master: bool) -> None:
+        """Run with a reloaded instance's new plan; ``master``: change what it holds in the kernel."""
+
 
 def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
     match item:
@@ -159,7 +173,7 @@ def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
             router.set_fault(source, reason, now)
         case SetPriorityDelta(source, delta):
             router.set_priority_delta(source, delta, now)
-        case Reconfigure(config):
+        case Reconfigure(config) | Reload(_, config):
             router.reconfigure(config, now)
         case SyncMove(State.MASTER):
             router.sync_master(now)
@@ -192,6 +206,8 @@ async def run_instance(
                 item = await inbox.receive(deadline)
             except anyio.EndOfStream:
                 return
+            if isinstance(item, Reload):  # the queue was flushed: the kernel holds what the state says
+                await effects.reload(item.plan, master=router.state is State.MASTER)
             if item is not None:
                 fed = max(fed, anyio.current_time())
                 feed(router, item, fed)
@@ -203,6 +219,8 @@ async def run_instance(
                 fed = max(fed, deadline, anyio.current_time() - MAX_CATCH_UP)
                 router.handle_timer(fed)
             await flush(router, effects)
+            if isinstance(item, Reload):
+                item.done.set()
     finally:
         with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
             router.shutdown(anyio.current_time())

@@ -23,11 +23,14 @@ What is decided here, and why:
   configured MASTER; otherwise they all start as BACKUP (``core.tracking.sync_initial_states``).
 * Whether an instance can run on its interface right now (``check_link()``) is a pure function of what the
   link monitor saw; the VRRP subsystem turns its answer into a fault reason with source ``link:IFNAME``.
+* A reload (``diff_plans()``) compares plans, not model objects: a plan holds exactly what the VRRP
+  subsystem runs, while the model also holds spans (a comment added above an instance moves them).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
@@ -143,6 +146,77 @@ def check_link(plan: InstancePlan, link, socket_problem: str | None = None) -> L
         kind = "IPv4 address" if plan.family == 4 else "IPv6 link-local address"
         return LinkCheck(f"interface {name} has no {kind} to send adverts from", None)
     return LinkCheck(socket_problem, source)
+
+
+# -- reload ---------------------------------------------------------------------------------------
+
+def instance_key(plan: InstancePlan) -> tuple:
+    """Who an instance is across a reload, as keepalived matches them: VRID, address family, interface,
+    unicast or multicast, and the configured source address. Not the name: a renamed instance keeps
+    running."""
+    return plan.vrid, plan.family, plan.interface, bool(plan.peers), plan.src_ip
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDiff:
+    """What a reload does to each instance. Pairs are (running plan, new plan), in the new config's order;
+    the plans are the objects given to ``diff_plans``."""
+
+    unchanged: tuple[tuple[InstancePlan, InstancePlan], ...]  # equal plans: not touched at all
+    changed: tuple[tuple[InstancePlan, InstancePlan], ...]  # kept running (state, timers) with the new plan
+    replaced: tuple[tuple[InstancePlan, InstancePlan, str], ...]  # (running, new, why): stopped, then started
+    removed: tuple[InstancePlan, ...]  # stopped as on SIGTERM
+    added: tuple[InstancePlan, ...]  # started as at start-up
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to do: every instance is unchanged."""
+        return not (self.changed or self.replaced or self.removed or self.added)
+
+
+def replace_reason(running: InstancePlan, new: InstancePlan) -> str | None:
+    """Why a matched instance cannot take its new plan while running (None: it can)."""
+    if running.router.version != new.router.version:
+        return f"VRRP version {running.router.version} -> {new.router.version}"
+    if running.vmac != new.vmac:
+        return "use_vmac changed"
+    return None
+
+
+def diff_plans(running: Sequence[InstancePlan], new: Sequence[InstancePlan]) -> PlanDiff:
+    """Match the new plans to the running ones by ``instance_key`` and say what happens to each.
+
+    Within one key (several unicast instances may share a VRID on an interface) a running instance of
+    the same name is matched first, then the others in config order. A matched pair is unchanged when
+    the plans are equal, changed when the instance can take the new plan while it runs, and replaced
+    (stopped, then started) when it cannot: another VRRP version or another VMAC.
+    """
+    waiting: dict[tuple, list[InstancePlan]] = {}
+    for plan in running:
+        waiting.setdefault(instance_key(plan), []).append(plan)
+    matches: list[tuple[InstancePlan | None, InstancePlan]] = []
+    for plan in new:
+        candidates = waiting.get(instance_key(plan), [])
+        same_name = next((p for p in candidates if p.name == plan.name), None)
+        matches.append((same_name, plan))
+        if same_name is not None:
+            candidates.remove(same_name)
+    for i, (old, plan) in enumerate(matches):
+        candidates = waiting.get(instance_key(plan), [])
+        if old is None and candidates:
+            matches[i] = (candidates.pop(0), plan)
+    unchanged, changed, replaced, added = [], [], [], []
+    for old, plan in matches:
+        if old is None:
+            added.append(plan)
+        elif old == plan:
+            unchanged.append((old, plan))
+        elif (why := replace_reason(old, plan)) is not None:
+            replaced.append((old, plan, why))
+        else:
+            changed.append((old, plan))
+    removed = tuple(p for p in running if any(p is q for q in waiting[instance_key(p)]))  # left unmatched
+    return PlanDiff(tuple(unchanged), tuple(changed), tuple(replaced), removed, tuple(added))
 
 
 def router_config(inst: model.VrrpInstance, source: IPAddress) -> RouterConfig:

@@ -68,7 +68,7 @@ class Port:
         self._members: dict[int, list[Member]] = {}
         self._wants: dict[Member, tuple[IPAddress | None, int | None]] = {}  # member → (group, rcvbuf)
         self._log = log.bind(interface=ifname, family=family)
-        self._log_unknown_vrids = log_unknown_vrids
+        self.log_unknown_vrids = log_unknown_vrids
         self._limit = ratelimit or RateLimit()
         self._opened = anyio.Event()
 
@@ -163,7 +163,7 @@ class Port:
         members = self._members.get(adv.vrid)
         if not members:
             self.stats.unknown_vrid += 1
-            if self._log_unknown_vrids:
+            if self.log_unknown_vrids:
                 self._rate_limited(("vrid", adv.vrid), f"Unknown VRID({adv.vrid}) received on interface"
                                    f"({self.ifname}). ignoring...", source=str(src))
             return

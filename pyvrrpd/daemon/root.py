@@ -14,8 +14,8 @@ The root owns what belongs to the process, and nothing else:
 * one read-only snapshot: process information plus every subsystem's own snapshot under its name.
 
 A reload parses the file into a new model; with any error the running config stays and every diagnostic
-is logged. Otherwise each subsystem is asked to ``reconfigure``; one that answers why not (VRRP does for
-now) keeps its running config, and the root logs that.
+is logged. Otherwise each subsystem is asked to ``reconfigure`` and applies the difference itself (VRRP:
+``plan.diff_plans``); one that answers why not keeps its running config, and the root logs that.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class _Instance:
     group: _Group | None
     faults: dict[str, str] = field(default_factory=dict)  # every reason sent to it, by source
     silent: bool = False  # entered FAULT only for reasons that await a first result: not notified
-    actions: list[Action] = field(default_factory=list)  # of the input being carried out
+    deleted: bool = False  # a reload removed it: its stop is notified DELETED
 
     def own_faults(self) -> list[str]:
         return [r for s, r in self.faults.items() if not s.startswith(GROUP_SOURCE)]
@@ -87,18 +87,21 @@ def sync_groups(config, plans: Iterable[InstancePlan]) -> dict[str, tuple[tuple[
 
 
 class Listener:
-    """One instance's ``effects.Listener``."""
+    """One instance's ``effects.Listener``; ``name`` gives the instance's current name (a reload may
+    rename it)."""
 
-    def __init__(self, reporter: Reporter, instance: _Instance) -> None:
+    def __init__(self, reporter: Reporter, name: Callable[[], str]) -> None:
         self._reporter = reporter
-        self._instance = instance
+        self._name = name
+        self._actions: list[Action] = []  # of the input being carried out
 
     def action(self, action: Action) -> None:
-        self._instance.actions.append(action)
+        self._actions.append(action)
 
     def flushed(self) -> None:
-        if self._instance.actions:
-            self._reporter._flushed(self._instance)
+        if self._actions:
+            actions, self._actions = self._actions, []
+            self._reporter._flushed(self._name(), actions)
 
 
 class Reporter:
@@ -106,12 +109,12 @@ class Reporter:
 
     ``groups`` maps each sync group to its members and whether they are all address owners configured
     MASTER; ``send`` puts an item into an instance's inbox (for a ``SetFault`` it comes back through
-    ``fault()``); ``router`` gives an instance's router, read only.
+    ``fault()``); ``router`` gives an instance's router, read only (None: no such instance).
     """
 
     def __init__(self, names: Iterable[str], groups: dict[str, tuple[tuple[str, ...], bool]],
                  notify: NotifySink | None, send: Callable[[str, InboxItem], None],
-                 router: Callable[[str], VirtualRouter], log) -> None:
+                 router: Callable[[str], VirtualRouter | None], log) -> None:
         self.notify = notify
         self._send = send
         self._router = router
@@ -120,8 +123,42 @@ class Reporter:
         member_of = {m: g for g in self._groups.values() for m in g.members}
         self._instances = {name: _Instance(name, member_of.get(name)) for name in names}
 
-    def listener(self, name: str) -> Listener:
-        return Listener(self, self._instances[name])
+    def listener(self, name: Callable[[], str]) -> Listener:
+        return Listener(self, name)
+
+    def deleting(self, names: Iterable[str]) -> None:
+        """A reload removes these instances: their stop is notified ``DELETED``, not ``STOP``."""
+        for name in names:
+            if name in self._instances:
+                self._instances[name].deleted = True
+
+    def reconfigure(self, names: Iterable[str], groups: dict[str, tuple[tuple[str, ...], bool]],
+                    renamed: dict[str, str]) -> None:
+        """After a reload: the instances now running (``renamed``: old name → new name) and the sync groups.
+        What is known of a kept instance or group stays; every member gets its group's fault reason anew,
+        and an instance that left a group loses that group's reason."""
+        old = self._instances
+        back = {new: was for was, new in renamed.items()}
+        self._instances = {}
+        for name in names:
+            inst = old.get(back.get(name, name)) or _Instance(name, None)
+            inst.name, inst.group, inst.deleted = name, None, False
+            self._instances[name] = inst
+        kept = self._groups
+        self._groups = {}
+        for name, (members, owners) in groups.items():
+            group = kept.get(name) or _Group(name, members, owners)
+            group.members = tuple(m for m in members if m in self._instances)
+            group.owners = owners
+            self._groups[name] = group
+            for member in group.members:
+                self._instances[member].group = group
+        for inst in self._instances.values():
+            mine = inst.group.source if inst.group is not None else None
+            for source in [s for s in inst.faults if s.startswith(GROUP_SOURCE) and s != mine]:
+                self._send(inst.name, SetFault(source, None))
+        for group in self._groups.values():
+            self._group_faults(group)
 
     def snapshot(self) -> dict:
         return {name: {"state": g.state, "members": list(g.members)} for name, g in self._groups.items()}
@@ -152,7 +189,7 @@ class Reporter:
 
     def _group_faults(self, group: _Group) -> None:
         """Give every member the group's reason for the others' faults (FAULT together)."""
-        members = {n: self._instances[n] for n in group.members}
+        members = {n: self._instances[n] for n in group.members if n in self._instances}
         real = {n for n, inst in members.items() if any(not is_pending(r) for r in inst.own_faults())}
         waiting = [n for n, inst in members.items() if inst.own_faults() and n not in real]
         reasons = sync_group_faults(group.name, {n: Member("INIT", own_fault=n in real) for n in members})
@@ -166,9 +203,13 @@ class Reporter:
 
     # -- what the instances did ------------------------------------------------------------------------
 
-    def _flushed(self, inst: _Instance) -> None:
-        actions, inst.actions = inst.actions, []
-        router = self._router(inst.name)
+    def _flushed(self, name: str, actions: list[Action]) -> None:
+        inst = self._instances.get(name)
+        if inst is None:  # renamed by a reload that has not told us yet
+            inst = self._instances[name] = _Instance(name, None)
+        router = self._router(name)
+        if router is None:
+            return
         for action in actions:
             match action:
                 case StateChanged(_, new):
@@ -184,8 +225,8 @@ class Reporter:
         group = inst.group
         if new is State.INITIALIZE:  # stopped
             inst.silent = False
-            self._notify_instance(inst, "STOP", router.priority)
-            if group is not None:
+            self._notify_instance(inst, "DELETED" if inst.deleted else "STOP", router.priority)
+            if group is not None and not inst.deleted:
                 group.stopped.add(inst.name)
                 if len(group.stopped) == len(group.members) and group.state != "STOP":
                     group.state = "STOP"
@@ -204,7 +245,8 @@ class Reporter:
             if group.state != "MASTER":
                 self._group_state(group, "MASTER", f"VRRP_Group({group.name}) Syncing instances to MASTER state")
             for name in group.members:
-                if name != inst.name and self._router(name).state is State.BACKUP:
+                router = self._router(name)
+                if name != inst.name and router is not None and router.state is State.BACKUP:
                     self._send(name, SyncMove(State.MASTER))
             return
         plan = sync_transition(group.name, group.state, self._members(group), inst.name, state)
@@ -227,8 +269,9 @@ class Reporter:
     def _members(self, group: _Group) -> dict[str, Member]:
         out = {}
         for name in group.members:
-            router = self._router(name)
-            out[name] = Member(router.state.value, router.wants_master, bool(self._instances[name].own_faults()))
+            router, inst = self._router(name), self._instances.get(name)
+            if router is not None and inst is not None:  # (a reload may be under way)
+                out[name] = Member(router.state.value, router.wants_master, bool(inst.own_faults()))
         return out
 
     def _group_state(self, group: _Group, state: str, log: str | None, *, silent: bool = False) -> None:
@@ -244,8 +287,10 @@ class Reporter:
 
     def _notify_instance(self, inst: _Instance, state: str, priority: int | None = None) -> None:
         if self.notify is not None:
-            prio = self._router(inst.name).priority if priority is None else priority
-            self.notify.notify_state("INSTANCE", inst.name, state, prio)
+            if priority is None:
+                router = self._router(inst.name)
+                priority = router.priority if router is not None else 0
+            self.notify.notify_state("INSTANCE", inst.name, state, priority)
 
     def _notify_group(self, group: _Group, state: str) -> None:
         if self.notify is not None:

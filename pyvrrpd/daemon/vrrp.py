@@ -23,21 +23,38 @@ there too.
 The routers, inboxes, ports and effects are built in ``__init__`` (no kernel access), so fault reasons and
 priority deltas that trackers send through the ``TrackSink`` methods before ``run`` decide each instance's
 initial state, and ``snapshot()`` answers from the start.
+
+A reload (``reconfigure``) applies the pure ``plan.diff_plans`` of the running and the new plans:
+unchanged instances are not touched at all; removed ones stop as on SIGTERM (priority 0, VIPs released)
+and leave their port; changed ones get their new plan through their inbox (``instance.Reload``: same
+state, same timers, the kernel differences of a master applied by the effects), and their port
+membership if it changed; new ones start as at start-up. An instance that cannot take its new plan while
+running (another VRRP version or VMAC) is stopped and started again.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import anyio
 
 from pyvrrpd.config import model
-from pyvrrpd.core.router import OWNER_PRIORITY, VirtualRouter
-from pyvrrpd.daemon.effects import FrameSenders, InstanceEffects
-from pyvrrpd.daemon.instance import Inbox, InboxItem, Reconfigure, SetFault, SetPriorityDelta, feed, run_instance
-from pyvrrpd.daemon.plan import InstancePlan, IPAddress, check_link, plan_instances
+from pyvrrpd.core.router import VirtualRouter
+from pyvrrpd.daemon.effects import FrameSenders, Holders, InstanceEffects
+from pyvrrpd.daemon.instance import (
+    SHUTDOWN_SECONDS,
+    Inbox,
+    InboxItem,
+    Reconfigure,
+    Reload,
+    SetFault,
+    SetPriorityDelta,
+    feed,
+    run_instance,
+)
+from pyvrrpd.daemon.plan import InstancePlan, IPAddress, PlanDiff, check_link, diff_plans, plan_instances
 from pyvrrpd.daemon.port import Member, Port
 from pyvrrpd.daemon.subsystem import NotifySink, SubsystemError
 from pyvrrpd.daemon.sync import Reporter, sync_groups
@@ -52,8 +69,8 @@ INBOX_SIZE = 64  # adverts waiting for one instance; more are dropped and counte
 SEND_ONLY_RCVBUF = 4096  # VMAC transmit sockets never read
 MONITOR_RETRY_SECONDS = 1.0
 CLEANUP_SECONDS = 5.0  # time box for deleting VMACs and firewall tables on exit
-NOT_YET = "reload is not supported yet"
 STALL_SECONDS = 1.0  # an instance this far behind its own deadline is unhealthy
+RELOAD_SECONDS = SHUTDOWN_SECONDS + 1.0  # time box for one step of a reload (stopping, changing instances)
 
 
 @dataclass(eq=False)
@@ -65,9 +82,12 @@ class Instance:
     effects: InstanceEffects
     port: Port
     inbox: Inbox
+    member: Member  # how its port's reader knows it
     link_problem: str | None = None  # the reason given for source "link:IFNAME"; None when it can run
     started: bool = False
     vmac_tx: VrrpSocket | None = None  # adverts from the VMAC (use_vmac without vmac_xmit_base)
+    done: anyio.Event = field(default_factory=anyio.Event)  # its task has ended
+    scope: anyio.CancelScope | None = None  # its task group's, once it runs
 
     @property
     def link_source(self) -> str:
@@ -94,38 +114,60 @@ class Vrrp:
         self.ports: dict[tuple[str, int], Port] = {}
         self.frames = FrameSenders()
         self.firewall: Firewall | None = None  # only when some instance does not accept (no_accept)
-        self._vips: frozenset[IPAddress] = frozenset().union(*(p.vip_ips for p in plans))
+        self.holders = Holders()  # which master holds which VIP (one VIP may be listed by two instances)
+        self._vips: frozenset[IPAddress] = frozenset()
         self._by_name: dict[str, Instance] = {}
         self._by_interface: dict[str, list[Instance]] = {}  # base interface → its instances
         self._watched: dict[str, str] = {}  # interface or VMAC name → base interface to re-check
         self._vmacs: list[str] = []  # VMACs created or adopted by us, deleted on exit
         self._parent_sysctls: dict[str, dict[str, str]] = {}  # parent → sysctls before the first VMAC
-        self._refresh_lock = anyio.Lock()  # one re-check at a time (start-up and the link monitor)
+        self._refresh_lock = anyio.Lock()  # one re-check or reload at a time (with the link monitor)
         self._netlink: Netlink | None = None
+        self._tg = None  # the task group of run(): instances and readers started on a reload go there
+        self._readers: dict[tuple[str, int], anyio.CancelScope] = {}
         self.reports = Reporter([p.name for p in plans], sync_groups(config, plans), notify, self._send_to,
-                                lambda name: self._by_name[name].router, self.log)
-        for plan in plans:
-            self._add(plan, config.global_defs.log_unknown_vrids)
+                                self._router_of, self.log)
+        self.instances = [self._build(plan) for plan in plans]
+        self._index()
 
-    def _add(self, plan: InstancePlan, log_unknown_vrids: bool) -> None:
+    def _build(self, plan: InstancePlan) -> Instance:
+        """A new instance, registered with its port (made if needed); nothing touches the kernel."""
         key = (plan.interface, plan.family)
         port = self.ports.get(key)
         if port is None:
             port = self.ports[key] = Port(plan.interface, plan.family, log=self.log,
-                                          log_unknown_vrids=log_unknown_vrids)
-        ilog = self.log.bind(instance=plan.name, vrid=plan.vrid, interface=plan.interface, family=plan.family)
-        effects = InstanceEffects(plan, netlink=None, tx=lambda: None, frames=self.frames, log=ilog)
-        inst = Instance(plan, VirtualRouter(plan.router), effects, port, Inbox(INBOX_SIZE))
+                                          log_unknown_vrids=self.config.global_defs.log_unknown_vrids)
+        effects = InstanceEffects(plan, netlink=self._netlink, tx=lambda: None, frames=self.frames,
+                                  log=self._instance_log(plan), firewall=self.firewall, holders=self.holders)
+        inbox = Inbox(INBOX_SIZE)
+        inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox, _member(plan, inbox))
         effects.tx = inst.tx
-        effects.listener = self.reports.listener(plan.name)
-        port.add(Member(plan.name, plan.vrid, frozenset(plan.peers), plan.peer_ttl, inst.inbox),
-                 None if plan.peers else plan.group, plan.rcvbuf)
-        self.instances.append(inst)
-        self._by_name[plan.name] = inst
-        self._by_interface.setdefault(plan.interface, []).append(inst)
-        self._watched[plan.interface] = plan.interface
-        if plan.vmac is not None:
-            self._watched[plan.vmac.name] = plan.interface
+        effects.listener = self.reports.listener(lambda: effects.plan.name)
+        self._join(inst)
+        return inst
+
+    def _instance_log(self, plan: InstancePlan):
+        return self.log.bind(instance=plan.name, vrid=plan.vrid, interface=plan.interface, family=plan.family)
+
+    def _join(self, inst: Instance) -> None:
+        plan = inst.plan
+        try:
+            inst.port.add(inst.member, None if plan.peers else plan.group, plan.rcvbuf)
+        except NetError as exc:  # a new multicast group on an open socket
+            inst.effects.log.error(f"({plan.name}) {exc}; adverts to {plan.group} are not received")
+
+    def _index(self) -> None:
+        """The look-ups, from ``self.instances``."""
+        self._vips = frozenset().union(*(inst.plan.vip_ips for inst in self.instances))
+        self._by_name = {inst.plan.name: inst for inst in self.instances}
+        self._by_interface = {}
+        self._watched = {}
+        for inst in self.instances:
+            plan = inst.plan
+            self._by_interface.setdefault(plan.interface, []).append(inst)
+            self._watched[plan.interface] = plan.interface
+            if plan.vmac is not None:
+                self._watched[plan.vmac.name] = plan.interface
 
     # -- the subsystem life cycle ---------------------------------------------------------------
 
@@ -139,14 +181,32 @@ class Vrrp:
         async with self._netlink:
             try:
                 async with anyio.create_task_group() as tg:
+                    self._tg = tg
                     await self._start(tg)
                     task_status.started()
             finally:
+                self._tg = None
                 with anyio.move_on_after(CLEANUP_SECONDS, shield=True):
                     await self._cleanup()
 
     async def reconfigure(self, config: model.Config) -> str | None:
-        return NOT_YET
+        """Apply a new config without touching what did not change (see the module's docstring)."""
+        plans, problems = plan_instances(config)
+        if problems:  # the root reloads only configs that plan cleanly (daemon.verdict); a guard
+            return "; ".join(d.message for d in problems)
+        diff = diff_plans([inst.plan for inst in self.instances], plans)
+        if not diff.empty and self._tg is None:
+            return "the VRRP subsystem is not running"
+        self.config, self.plans = config, plans
+        for port in self.ports.values():
+            port.log_unknown_vrids = config.global_defs.log_unknown_vrids
+        self.reports.deleting(p.name for p in diff.removed)
+        if not diff.empty:
+            async with self._refresh_lock:  # the link monitor waits meanwhile
+                await self._apply(diff)
+        self.reports.reconfigure([p.name for p in plans], sync_groups(config, plans),
+                                 {old.name: new.name for old, new in diff.changed if old.name != new.name})
+        return None
 
     def health(self) -> str | None:
         """None while every running instance keeps its timer; else the first one that has fallen behind
@@ -163,15 +223,7 @@ class Vrrp:
                 "sync_groups": self.reports.snapshot()}
 
     async def _start(self, tg) -> None:
-        if any(not p.router.accept and p.router.priority != OWNER_PRIORITY for p in self.plans):
-            firewall = Firewall()
-            try:
-                await firewall.open()
-                self.firewall = firewall
-            except NetError as exc:
-                self.log.error(f"{exc}: no_accept cannot be enforced, masters will accept traffic to their VIPs")
-        for inst in self.instances:
-            inst.effects.firewall = self.firewall
+        await self._ensure_firewall()
         await tg.start(self._monitor, name="link monitor")  # before the first look, so no change is missed
         for base in self._by_interface:
             await self._refresh(base)
@@ -180,19 +232,142 @@ class Vrrp:
             self.log.info(f"Delaying startup for {delay / 1e6:g} seconds")
             await anyio.sleep(delay / 1e6)
         for port in self.ports.values():
-            tg.start_soon(port.run, name=f"reader {port.ifname} IPv{port.family}")
+            self._start_reader(port)
         for inst in self.instances:
             await tg.start(self._run_instance, inst, name=f"instance {inst.plan.name}")
         if not self.instances:
             self.log.warning("no vrrp_instance in the configuration; idle until stopped")
 
+    async def _ensure_firewall(self) -> None:
+        """Open the firewall once some instance does not accept (no_accept); the effects use it from then on."""
+        if self.firewall is not None or all(p.router.accepts for p in self.plans):
+            return
+        firewall = Firewall()
+        try:
+            await firewall.open()
+        except NetError as exc:
+            self.log.error(f"{exc}: no_accept cannot be enforced, masters will accept traffic to their VIPs")
+            return
+        self.firewall = firewall
+        for inst in self.instances:
+            inst.effects.firewall = firewall
+
+    def _start_reader(self, port: Port) -> None:
+        scope = self._readers[(port.ifname, port.family)] = anyio.CancelScope()
+        self._tg.start_soon(self._read, port, scope, name=f"reader {port.ifname} IPv{port.family}")
+
+    @staticmethod
+    async def _read(port: Port, scope: anyio.CancelScope) -> None:
+        with scope:
+            await port.run()
+
     async def _run_instance(self, inst: Instance, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        async with anyio.create_task_group() as tg:
-            inst.effects.task_group = tg
-            inst.started = True  # from here on, inputs go through the inbox
-            # A fault reason set before this point makes it "Entering FAULT STATE (init)".
-            await tg.start(run_instance, inst.router, inst.inbox, inst.effects)
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                inst.scope = tg.cancel_scope
+                inst.effects.task_group = tg
+                inst.started = True  # from here on, inputs go through the inbox
+                # A fault reason set before this point makes it "Entering FAULT STATE (init)".
+                await tg.start(self._drive, inst, tg.cancel_scope)
+                task_status.started()
+        finally:
+            inst.done.set()
+
+    @staticmethod
+    async def _drive(inst: Instance, scope: anyio.CancelScope, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        await run_instance(inst.router, inst.inbox, inst.effects, task_status=task_status)
+        scope.cancel()  # its inbox was closed (a reload removed it): its GARP bursts end too
+
+    # -- reload -----------------------------------------------------------------------------------
+
+    async def _apply(self, diff: PlanDiff) -> None:
+        """Removed (and replaced) instances stop first, then changed ones take their new plans, then new
+        ones start: a VIP that moves to another instance leaves before it comes."""
+        by_plan = {id(inst.plan): inst for inst in self.instances}
+        for old, new, why in diff.replaced:
+            by_plan[id(old)].effects.log.info(f"({old.name}) restarted by the reload: {why}")
+        await self._stop([by_plan[id(old)] for old in diff.removed + tuple(o for o, _, _ in diff.replaced)])
+        await self._ensure_firewall()
+        await self._change([(by_plan[id(old)], new) for old, new in diff.changed])
+        added = {id(new): self._build(new) for new in diff.added + tuple(n for _, n, _ in diff.replaced)}
+        kept = {id(new): by_plan[id(old)] for old, new in diff.unchanged + diff.changed}
+        self.instances = [kept.get(id(plan)) or added[id(plan)] for plan in self.plans]
+        self._index()
+        await self._start_new(list(added.values()))
+
+    async def _stop(self, gone: list[Instance]) -> None:
+        """Stop as on SIGTERM (priority 0 from a master, its VIPs released), then leave the port, closing
+        the socket when no instance is left on it; delete the instance's VMAC."""
+        for inst in gone:
+            inst.effects.log.info(f"({inst.plan.name}) removed by the reload; stopping")
+            inst.inbox.close()
+        for inst in gone:
+            with anyio.move_on_after(RELOAD_SECONDS):
+                await inst.done.wait()
+            if not inst.done.is_set():
+                inst.effects.log.error(f"({inst.plan.name}) did not stop in {RELOAD_SECONDS:g} s; cancelled")
+                if inst.scope is not None:
+                    inst.scope.cancel()
+        for inst in gone:
+            if inst.vmac_tx is not None:
+                await inst.vmac_tx.aclose()
+                inst.vmac_tx = None
+            port = inst.port
+            port.remove(inst.member)
+            if port.empty:
+                await port.close()
+                key = (port.ifname, port.family)
+                del self.ports[key]
+                reader = self._readers.pop(key, None)
+                if reader is not None:
+                    reader.cancel()
+            if inst.plan.vmac is not None:
+                await self._delete_vmac(inst.plan.vmac.name)
+
+    async def _change(self, changes: list[tuple[Instance, InstancePlan]]) -> None:
+        """Hand each instance its new plan through its inbox and wait until all have taken it."""
+        waiting = []
+        for inst, new in changes:
+            old = inst.plan
+            if new.name != old.name:
+                inst.effects.log = self._instance_log(new)
+                inst.effects.log.info(f"({new.name}) was {old.name}: renamed by the reload")
+            inst.plan = new
+            if _membership(new) != _membership(old):
+                inst.port.remove(inst.member)
+                inst.member = _member(new, inst.inbox)
+                self._join(inst)
+            done = anyio.Event()
+            self._send(inst, Reload(new, new.with_source(inst.effects.source), done))
+            waiting.append((inst, done))
+        for inst, done in waiting:
+            with anyio.move_on_after(RELOAD_SECONDS):
+                await done.wait()
+            if not done.is_set():
+                inst.effects.log.warning(f"({inst.plan.name}) has not taken its new configuration after "
+                                         f"{RELOAD_SECONDS:g} s")
+
+    async def _start_new(self, new: list[Instance]) -> None:
+        """Start instances as at start-up: interface checked, socket opened (a new port gets a reader)."""
+        for inst in new:
+            inst.effects.log.info(f"({inst.plan.name}) added by the reload; starting")
+            key = (inst.plan.interface, inst.plan.family)
+            if key not in self._readers:
+                self._start_reader(self.ports[key])
+        for base in dict.fromkeys(inst.plan.interface for inst in new):
+            await self._recheck(base, [inst for inst in new if inst.plan.interface == base])
+        for inst in new:
+            await self._tg.start(self._run_instance, inst, name=f"instance {inst.plan.name}")
+
+    async def _delete_vmac(self, name: str) -> None:
+        if name not in self._vmacs:
+            return
+        self._vmacs.remove(name)
+        try:
+            await self._netlink.delete_vmac(name)
+            self.log.info(f"deleted VMAC interface {name}")
+        except NetError as exc:
+            self.log.error(f"cannot delete VMAC interface {name}: {exc}")
 
     async def _cleanup(self) -> None:
         for inst in self.instances:
@@ -206,12 +381,8 @@ class Vrrp:
                 await self.firewall.aclose()
             except NetError as exc:
                 self.log.error(f"{exc}: remove the nftables tables 'pyvrrpd' by hand")
-        for name in self._vmacs:
-            try:
-                await self._netlink.delete_vmac(name)
-                self.log.info(f"deleted VMAC interface {name}")
-            except NetError as exc:
-                self.log.error(f"cannot delete VMAC interface {name}: {exc}")
+        for name in list(self._vmacs):
+            await self._delete_vmac(name)
         for parent, sysctls in self._parent_sysctls.items():
             for key, value in sysctls.items():
                 try:
@@ -226,6 +397,10 @@ class Vrrp:
 
     def set_priority_delta(self, instance: str, source: str, delta: int) -> None:
         self._deliver(instance, SetPriorityDelta(source, delta))
+
+    def _router_of(self, name: str) -> VirtualRouter | None:
+        inst = self._by_name.get(name)
+        return inst.router if inst is not None else None
 
     def _send_to(self, name: str, item: InboxItem) -> None:
         inst = self._by_name.get(name)
@@ -292,30 +467,34 @@ class Vrrp:
     async def _refresh(self, base: str) -> None:
         """Re-check one base interface: sockets, source addresses, VMACs, and the link fault of its instances."""
         async with self._refresh_lock:
-            assert self._netlink is not None
+            await self._recheck(base, self._by_interface.get(base, []))
+
+    async def _recheck(self, base: str, instances: list[Instance]) -> None:
+        """_refresh for the given instances on ``base`` (its sockets are checked either way)."""
+        assert self._netlink is not None
+        try:
+            iface = await self._netlink.interface(base, exclude=self._vips)
+        except NetError as exc:
+            if exc.errno != errno.ENODEV:
+                self.log.error(f"cannot read interface {base}: {exc}")
+                return
+            iface = None
+        port_problem: dict[int, str] = {}
+        for family in (4, 6):
+            port = self.ports.get((base, family))
+            if port is None:
+                continue
+            if iface is None:
+                await port.close()
+                continue
             try:
-                iface = await self._netlink.interface(base, exclude=self._vips)
+                await port.ensure_open(iface.index)
             except NetError as exc:
-                if exc.errno != errno.ENODEV:
-                    self.log.error(f"cannot read interface {base}: {exc}")
-                    return
-                iface = None
-            port_problem: dict[int, str] = {}
-            for family in (4, 6):
-                port = self.ports.get((base, family))
-                if port is None:
-                    continue
-                if iface is None:
-                    await port.close()
-                    continue
-                try:
-                    await port.ensure_open(iface.index)
-                except NetError as exc:
-                    port_problem[family] = str(exc)
-                    self.log.error(f"cannot open the VRRP socket: {exc}", interface=base, family=family)
-            for inst in self._by_interface[base]:
-                problem = await self._check(inst, iface, port_problem.get(inst.plan.family))
-                self._set_link_problem(inst, problem)
+                port_problem[family] = str(exc)
+                self.log.error(f"cannot open the VRRP socket: {exc}", interface=base, family=family)
+        for inst in instances:
+            problem = await self._check(inst, iface, port_problem.get(inst.plan.family))
+            self._set_link_problem(inst, problem)
 
     async def _check(self, inst: Instance, iface: Interface | None, port_problem: str | None) -> str | None:
         """Why the instance cannot run on this interface now (None: it can); carries out what follows:
@@ -441,3 +620,12 @@ def _counters(stats) -> dict:
         value = getattr(stats, f.name)
         out[f.name] = {str(k): n for k, n in value.items()} if isinstance(value, dict) else value
     return out
+
+
+def _member(plan: InstancePlan, inbox: Inbox) -> Member:
+    return Member(plan.name, plan.vrid, frozenset(plan.peers), plan.peer_ttl, inbox)
+
+
+def _membership(plan: InstancePlan) -> tuple:
+    """What the port's reader needs of an instance: a change means leaving the port and joining again."""
+    return plan.name, frozenset(plan.peers), plan.peer_ttl, None if plan.peers else plan.group, plan.rcvbuf

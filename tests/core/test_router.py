@@ -507,10 +507,27 @@ def test_reconfigure_keeps_the_state_and_applies_the_new_values() -> None:
 
 def test_reconfigure_refuses_another_instance() -> None:
     r, _ = backup()
-    for bad in ({"vrid": 52}, {"name": "VI_2"}, {"version": 3, "advert_int_us": S}):
+    for bad in ({"vrid": 52}, {"version": 3, "advert_int_us": S}):
         with pytest.raises(ValueError, match="reconfigure cannot change"):
             r.reconfigure(config(**bad), T0 / S)
     assert r.config == config()
+
+
+def test_a_renamed_instance_keeps_its_state_timers_faults_and_deltas() -> None:
+    """keepalived matches instances across a reload by VRID, family, interface, unicast and source
+    address, not by name: a rename is the same instance."""
+    r, t = master(priority=150)
+    r.set_priority_delta("script:chk", -10, (t + 1) / S)
+    r.set_fault("script:other", None, (t + 1) / S)
+    drain(r)
+    due = r.get_timer()
+    r.reconfigure(config(name="WEB", priority=150), (t + 2) / S)
+    assert r.config.name == "WEB" and r.state is State.MASTER and r.get_timer() == due
+    assert r.priority_deltas == {"script:chk": -10} and r.priority == 140 and drain(r) == []
+    b, _ = backup()
+    b.set_fault("script:chk", "exit status 1", T0 / S)
+    b.reconfigure(config(name="WEB"), (T0 + 1) / S)
+    assert b.state is State.FAULT and b.faults == {"script:chk": "exit status 1"}
 
 
 def test_master_adverts_carry_config_and_effective_priority() -> None:

@@ -27,7 +27,7 @@ from pyvrrpd.core.actions import (
 from pyvrrpd.core.frames import gratuitous_arp, unsolicited_na
 from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement, ChecksumForm, decode
 from pyvrrpd.core.router import RouterConfig
-from pyvrrpd.daemon.effects import InstanceEffects
+from pyvrrpd.daemon.effects import Holders, InstanceEffects
 from pyvrrpd.daemon.plan import InstancePlan
 from pyvrrpd.daemon.ratelimit import RateLimit
 from pyvrrpd.net.errors import NetError
@@ -273,7 +273,7 @@ class FakeFirewall:
     async def block(self, owner, addresses):
         if self.error:
             raise self.error
-        self.calls.append(("block", owner, tuple(addresses)))
+        self.calls.append(("block", owner, frozenset(addresses)))
 
     async def unblock(self, owner):
         self.calls.append(("unblock", owner))
@@ -287,7 +287,7 @@ async def test_no_accept_blocks_the_vips_while_master_and_unblocks_on_release():
     await e.apply(ClaimAddresses((VIP,), accept=True))
     assert fw.calls == []
     await e.apply(ClaimAddresses((VIP,), accept=False))
-    assert fw.calls == [("block", e.plan.name, tuple(spec.address.ip for spec in e.plan.addresses))]
+    assert fw.calls == [("block", e.plan.name, frozenset(spec.address.ip for spec in e.plan.addresses))]
     await e.apply(ReleaseAddresses((VIP,), Transition.SHUTDOWN))
     assert fw.calls[-1] == ("unblock", e.plan.name)
 
@@ -302,3 +302,117 @@ async def test_a_firewall_error_is_logged_and_counted_not_raised():
     await e.apply(ClaimAddresses((VIP,), accept=False))
     assert e.stats.address_errors["block traffic to VIPs"] == 1
     assert log.events("error")
+
+
+# -- reload: a master changes only what differs ------------------------------------------------------
+
+VIP2 = ip("198.51.100.101")
+
+
+def spec(text: str, dev: str = "lan0", **kw) -> AddressSpec:
+    return AddressSpec(ipaddress.ip_interface(text), dev=dev, **kw)
+
+
+def with_vips(plan: InstancePlan, *texts: str, **router_changes) -> InstancePlan:
+    """``plan`` with the VIPs ``texts`` (first family only in the router's list) and router changes."""
+    specs = tuple(spec(t) for t in texts)
+    router = replace(plan.router, addresses=tuple(s.address.ip for s in specs if s.address.version == 4),
+                     **router_changes)
+    return replace(plan, addresses=specs, router=router)
+
+
+@pytest.mark.anyio
+async def test_reload_of_a_master_touches_only_the_differences():
+    netlink, frames, log = FakeNetlink(), FakeFrames(), Log()
+    old = with_vips(make_plan(), "198.51.100.100/32", "2001:db8:1::100/128")
+    e = effects(old, netlink=netlink, frames=frames, log=log)
+    new = replace(with_vips(old, "198.51.100.100/32", "198.51.100.101/32"),
+                  routes=old.routes + (RouteSpec(dst=ipaddress.ip_network("203.0.113.128/25"), dev="lan0"),))
+    await e.reload(new, master=True)
+    assert e.plan is new
+    assert netlink.calls == [("delete address", "2001:db8:1::100/128"), ("add address", "198.51.100.101/32"),
+                             ("add route", "203.0.113.128/25 dev lan0")]
+    # Only the new VIP is announced, garp_master_repeat (5) times.
+    assert [frame for _, _, frame in frames.sent] == [gratuitous_arp(MAC, VIP2)] * 5
+    assert "(VI_1) reload: removing VIP 2001:db8:1::100/128, adding VIP 198.51.100.101/32, adding route " \
+           "203.0.113.128/25 dev lan0" in log.events("info")
+    # The same plan again: nothing at all.
+    netlink.calls.clear()
+    await e.reload(new, master=True)
+    assert netlink.calls == [] and len(frames.sent) == 5
+
+
+@pytest.mark.anyio
+async def test_reload_of_a_backup_only_takes_the_plan():
+    netlink, frames = FakeNetlink(), FakeFrames()
+    e = effects(netlink=netlink, frames=frames)
+    new = replace(with_vips(e.plan, "198.51.100.101/32"), ttl=10)
+    await e.reload(new, master=False)
+    assert e.plan is new and netlink.calls == [] and frames.sent == []
+
+
+@pytest.mark.anyio
+async def test_reload_sends_the_next_advert_with_the_new_plan():
+    sock = FakeSocket()
+    e = effects(sock=sock)
+    periodic = advert()
+    await e.apply(SendAdvert(periodic, AdvertReason.PERIODIC))
+    await e.reload(replace(e.plan, ttl=10, peers=(ip("198.51.100.12"),)), master=False)
+    await e.apply(SendAdvert(periodic, AdvertReason.PERIODIC))  # the cached encoding is not reused
+    assert [(dst, ttl) for _, dst, _, ttl in sock.sent] == [(ip("224.0.0.18"), 255), (ip("198.51.100.12"), 10)]
+
+
+@pytest.mark.anyio
+async def test_reload_accept_mode_blocks_before_adding_and_unblocks_after():
+    fw, netlink = FakeFirewall(), FakeNetlink()
+    order: list = []
+    netlink.calls = order
+    fw.calls = order
+    e = InstanceEffects(with_vips(make_plan(), "198.51.100.100/32"), netlink=netlink, tx=lambda: None,
+                        frames=FakeFrames(), log=Log(), firewall=fw)
+    await e.apply(ClaimAddresses((VIP,), accept=True))
+    order.clear()
+    no_accept = with_vips(e.plan, "198.51.100.100/32", "198.51.100.101/32", accept=False)
+    await e.reload(no_accept, master=True)
+    assert order == [("block", "VI_1", frozenset({VIP, VIP2})), ("add address", "198.51.100.101/32")]
+    order.clear()
+    # no_accept, a VIP leaves: blocked until it is gone, then the block shrinks.
+    smaller = with_vips(e.plan, "198.51.100.101/32", accept=False)
+    await e.reload(smaller, master=True)
+    assert order == [("delete address", "198.51.100.100/32"), ("block", "VI_1", frozenset({VIP2}))]
+    order.clear()
+    await e.reload(with_vips(e.plan, "198.51.100.101/32", accept=True), master=True)
+    assert order == [("unblock", "VI_1")]
+    order.clear()
+    # Renamed while blocking: the new name blocks first, then the old one is freed.
+    await e.reload(with_vips(e.plan, "198.51.100.101/32", accept=False), master=True)
+    order.clear()
+    await e.reload(replace(e.plan, name="WEB", router=replace(e.plan.router, name="WEB")), master=True)
+    assert order == [("block", "WEB", frozenset({VIP2})), ("unblock", "VI_1")]
+
+
+@pytest.mark.anyio
+async def test_a_vip_two_instances_hold_stays_until_neither_does():
+    """Holders: a VIP moved from one instance to another in one reload stays whichever goes first, and a
+    new instance's start-up clean-up does not take a VIP from the master that holds it."""
+    holders, netlink = Holders(), FakeNetlink()
+    a = InstanceEffects(with_vips(make_plan(), "198.51.100.100/32", "198.51.100.101/32"), netlink=netlink,
+                        tx=lambda: None, frames=FakeFrames(), log=Log(), holders=holders)
+    b_plan = replace(with_vips(make_plan(), "198.51.100.102/32"), name="VI_2", vrid=52)
+    b = InstanceEffects(b_plan, netlink=netlink, tx=lambda: None, frames=FakeFrames(), log=Log(), holders=holders)
+    await a.apply(ClaimAddresses((VIP, VIP2), accept=True))
+    await b.apply(ClaimAddresses((ip("198.51.100.102"),), accept=True))
+    netlink.calls.clear()
+    # .101 moves from a to b; b takes its new plan first.
+    await b.reload(with_vips(b.plan, "198.51.100.102/32", "198.51.100.101/32"), master=True)
+    await a.reload(with_vips(a.plan, "198.51.100.100/32"), master=True)
+    assert netlink.calls == [("add address", "198.51.100.101/32")]  # a's removal left it to b
+    # A new instance listing .100 starts (BACKUP: it releases stale VIPs): a keeps .100.
+    c = InstanceEffects(replace(with_vips(make_plan(), "198.51.100.100/32"), name="VI_3", vrid=53, routes=(),
+                                rules=()), netlink=netlink, tx=lambda: None, frames=FakeFrames(), log=Log(),
+                        holders=holders)
+    netlink.calls.clear()
+    await c.apply(ReleaseAddresses((VIP,), Transition.INIT))
+    assert netlink.calls == []
+    await a.apply(ReleaseAddresses((VIP,), Transition.SHUTDOWN))
+    assert ("delete address", "198.51.100.100/32") in netlink.calls

@@ -12,7 +12,15 @@ from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import load
 from pyvrrpd.core.actions import State
-from pyvrrpd.daemon.plan import UNSPECIFIED, PlanError, check_link, pick_source, plan_instance, plan_instances
+from pyvrrpd.daemon.plan import (
+    UNSPECIFIED,
+    PlanError,
+    check_link,
+    diff_plans,
+    pick_source,
+    plan_instance,
+    plan_instances,
+)
 from pyvrrpd.net.specs import RouteSpec, RuleSpec
 
 ip = ipaddress.ip_address
@@ -295,3 +303,100 @@ def test_checksum_knobs_reach_the_plan(tmp_path):
     unicast = "\nversion 3\nunicast_src_ip 198.51.100.11\nunicast_peer {\n198.51.100.12\n}\nold_unicast_checksum"
     [p] = plans(tmp_path, instance(BASIC + unicast))
     assert p.pseudo_header and p.old_unicast_checksum
+
+
+# --------------------------------------------------------------------------- reload: diff_plans
+
+TWO = """
+vrrp_instance VI_1 {
+    interface lan0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        198.51.100.100/32 dev lan0
+    }
+}
+vrrp_instance VI_2 {
+    interface lan0
+    virtual_router_id 52
+    virtual_ipaddress {
+        198.51.100.101/32 dev lan0
+    }
+}
+"""
+UNICAST = """
+vrrp_instance U_1 {
+    interface lan0
+    virtual_router_id 61
+    unicast_src_ip 198.51.100.11
+    unicast_peer {
+        198.51.100.12
+    }
+    virtual_ipaddress {
+        198.51.100.110/32 dev lan0
+    }
+}
+"""
+
+
+def summary(diff) -> dict:
+    """The diff by instance name: {"unchanged": [...], "changed": ["OLD>NEW"], ...}; empty lists left out."""
+    pair = "{}>{}".format
+    out = {"unchanged": [new.name for _, new in diff.unchanged],
+           "changed": [new.name if old.name == new.name else pair(old.name, new.name) for old, new in diff.changed],
+           "replaced": [f"{new.name}: {why}" for _, new, why in diff.replaced],
+           "removed": [p.name for p in diff.removed], "added": [p.name for p in diff.added]}
+    return {k: v for k, v in out.items() if v}
+
+
+DIFF_CASES = [
+    ("same text", TWO, TWO, {"unchanged": ["VI_1", "VI_2"]}),
+    ("a comment moves every span, the plans stay equal", TWO, "# a comment\n\n" + TWO,
+     {"unchanged": ["VI_1", "VI_2"]}),
+    ("priority", TWO, TWO.replace("priority 150", "priority 120"), {"unchanged": ["VI_2"], "changed": ["VI_1"]}),
+    ("a VIP added", TWO, TWO.replace("198.51.100.101/32 dev lan0", "198.51.100.101/32 dev lan0\n198.51.100.102/32"),
+     {"unchanged": ["VI_1"], "changed": ["VI_2"]}),
+    ("advert_int", TWO, TWO.replace("advert_int 1", "advert_int 2"), {"unchanged": ["VI_2"], "changed": ["VI_1"]}),
+    ("rename: matched by key, not by name", TWO, TWO.replace("VI_1", "WEB"),
+     {"unchanged": ["VI_2"], "changed": ["VI_1>WEB"]}),
+    ("two names swapped", TWO, TWO.replace("VI_1", "X").replace("VI_2", "VI_1").replace("X", "VI_2"),
+     {"changed": ["VI_1>VI_2", "VI_2>VI_1"]}),
+    ("new VRID: another instance", TWO, TWO.replace("virtual_router_id 52", "virtual_router_id 53"),
+     {"unchanged": ["VI_1"], "removed": ["VI_2"], "added": ["VI_2"]}),
+    ("new interface: another instance", TWO, TWO.replace("interface lan0\n    virtual_router_id 52",
+                                                         "interface lan1\n    virtual_router_id 52"),
+     {"unchanged": ["VI_1"], "removed": ["VI_2"], "added": ["VI_2"]}),
+    ("removed", TWO, TWO[:TWO.index("vrrp_instance VI_2")], {"unchanged": ["VI_1"], "removed": ["VI_2"]}),
+    ("added", TWO, TWO + UNICAST, {"unchanged": ["VI_1", "VI_2"], "added": ["U_1"]}),
+    ("multicast to unicast: another instance", TWO,
+     TWO.replace("virtual_router_id 52", "virtual_router_id 52\nunicast_peer {\n198.51.100.12\n}"),
+     {"unchanged": ["VI_1"], "removed": ["VI_2"], "added": ["VI_2"]}),
+    ("one VRID, several unicast instances: the same name first, then config order",
+     UNICAST.replace("U_1", "A") + UNICAST.replace("U_1", "B").replace(".12", ".13"),
+     UNICAST.replace("U_1", "C").replace(".12", ".14") + UNICAST.replace("U_1", "B").replace(".12", ".13"),
+     {"unchanged": ["B"], "changed": ["A>C"]}),
+    ("unicast peers: the same instance", TWO + UNICAST, TWO + UNICAST.replace("198.51.100.12", "198.51.100.13"),
+     {"unchanged": ["VI_1", "VI_2"], "changed": ["U_1"]}),
+    ("unicast source address: another instance", TWO + UNICAST, TWO + UNICAST.replace(".11", ".21"),
+     {"unchanged": ["VI_1", "VI_2"], "removed": ["U_1"], "added": ["U_1"]}),
+    ("version: replaced", TWO, TWO.replace("advert_int 1", "version 3\nadvert_int 1"),
+     {"unchanged": ["VI_2"], "replaced": ["VI_1: VRRP version 2 -> 3"]}),
+    ("use_vmac: replaced", TWO, TWO.replace("priority 150", "priority 150\nuse_vmac"),
+     {"unchanged": ["VI_2"], "replaced": ["VI_1: use_vmac changed"]}),
+    ("order of instances", TWO, TWO[TWO.index("vrrp_instance VI_2"):] + TWO[:TWO.index("vrrp_instance VI_2")],
+     {"unchanged": ["VI_2", "VI_1"]}),
+    ("everything removed", TWO, "", {"removed": ["VI_1", "VI_2"]}),
+]
+
+
+@pytest.mark.parametrize("old, new, expected", [c[1:] for c in DIFF_CASES], ids=[c[0] for c in DIFF_CASES])
+def test_diff_plans(tmp_path, old, new, expected):
+    running = plans(tmp_path, old) if old.strip() else []
+    wanted = plans(tmp_path, new) if new.strip() else []
+    diff = diff_plans(running, wanted)
+    assert summary(diff) == {k: v for k, v in expected.items() if v}
+    assert diff.empty is (set(summary(diff)) <= {"unchanged"})
+    # The pairs hold the very objects given: the VRRP subsystem finds its instances by them.
+    for old_plan, _ in diff.unchanged + diff.changed:
+        assert any(old_plan is p for p in running)

@@ -207,7 +207,8 @@ async def test_reload_hands_the_new_config_to_every_subsystem():
 
 
 @pytest.mark.anyio
-async def test_signals_pid_file_and_a_second_sighup_during_a_reload(tmp_path):
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # real signals and a real worker thread: real time
+async def test_signals_pid_file_and_a_second_sighup_during_a_reload(tmp_path, anyio_backend):
     events: list = []
     pid_file = tmp_path / "pyvrrpd.pid"
     entered, release = threading.Event(), threading.Event()
@@ -234,16 +235,21 @@ async def test_signals_pid_file_and_a_second_sighup_during_a_reload(tmp_path):
     async def main():
         codes.append(await root.run())
 
+    async def until(condition, what: str) -> None:
+        with anyio.fail_after(10):
+            while not condition():
+                await anyio.sleep(0.01)
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(main)
-        await anyio.sleep(1)
+        await until(lambda: pid_file.exists() and root._state == "running", "the pid file")
         assert pid_file.read_text() == f"{os.getpid()}\n"
         os.kill(os.getpid(), signal.SIGHUP)
         assert await anyio.to_thread.run_sync(entered.wait, 10)
         os.kill(os.getpid(), signal.SIGHUP)
-        await anyio.sleep(1)
+        await until(lambda: root._reload_again, "the second SIGHUP queued behind the first")
         release.set()
-        with anyio.fail_after(3600):
+        with anyio.fail_after(10):
             await twice.wait()
         os.kill(os.getpid(), signal.SIGTERM)
     assert codes == [EXIT_OK] and not pid_file.exists()

@@ -68,7 +68,10 @@ class Node:
         if isinstance(item, SetFault):
             self.reporter.fault(name, item.source, item.reason)
         if name in self.started:
-            self.inboxes[name].put(item)
+            try:
+                self.inboxes[name].put(item)
+            except anyio.ClosedResourceError:
+                pass
         else:
             feed(self.routers[name], item, anyio.current_time())
 
@@ -84,7 +87,7 @@ class Node:
 class Effects:
     def __init__(self, node: Node, name: str) -> None:
         self.node, self.name = node, name
-        self.listener = node.reporter.listener(name)
+        self.listener = node.reporter.listener(lambda: name)
 
     async def apply(self, action) -> None:
         node = self.node
@@ -217,6 +220,41 @@ async def test_priority_changes_and_lower_priority_adverts_are_events():
         tg.cancel_scope.cancel()
     assert ("MASTER_PRIORITY", "VI_1", 140) in a.notes.events
     assert ("MASTER_RX_LOWER_PRI", "VI_2", 150) in a.notes.events
+
+
+@pytest.mark.anyio
+async def test_a_reload_that_removes_a_member_notifies_deleted_and_frees_the_group():
+    lan: list = []
+    a = Node("a", 11, 150, lan, group=True)
+    async with anyio.create_task_group() as tg:
+        await a.run(tg)
+        await anyio.sleep(1)
+        a.send("VI_2", SetFault("link:lan1", "interface lan1 is down"))
+        await anyio.sleep(0.1)
+        assert a.state() == {"VI_1": "FAULT", "VI_2": "FAULT"}
+        # the reload removes VI_2: it stops (DELETED), and VI_1 is in no group any more
+        a.reporter.deleting(["VI_2"])
+        a.inboxes["VI_2"].close()
+        await anyio.sleep(0.1)
+        a.reporter.reconfigure(["VI_1"], {}, {})
+        await anyio.sleep(1)
+        assert a.routers["VI_1"].faults == {} and a.state()["VI_1"] != "FAULT"
+        tg.cancel_scope.cancel()
+    assert ("INSTANCE", "VI_2", "DELETED", 150) in a.notes.states
+    assert ("INSTANCE", "VI_2", "STOP", 150) not in a.notes.states
+    assert a.reporter.snapshot() == {}
+
+
+@pytest.mark.anyio
+async def test_a_renamed_instance_keeps_what_the_reporter_knows():
+    lan: list = []
+    a = Node("a", 11, 150, lan, group=True)
+    a.send("VI_2", SetFault("script:chk", "VRRP_Script(chk) failed"))
+    assert a.reporter.snapshot()["G"]["members"] == ["VI_1", "VI_2"]
+    a.routers["VI_9"] = a.routers.pop("VI_2")
+    a.reporter.reconfigure(["VI_1", "VI_9"], {"G": (("VI_1", "VI_9"), False)}, {"VI_2": "VI_9"})
+    # VI_9's own fault is still known: VI_1 keeps the group's reason, now naming VI_9
+    assert a.routers["VI_1"].faults == {"group:G": "sync group G: VI_9 in FAULT"}
 
 
 def test_the_start_up_rule_and_the_group_flag_come_from_the_plan(tmp_path):

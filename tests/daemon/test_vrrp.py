@@ -14,7 +14,7 @@ from pyvrrpd.config.load import load
 from pyvrrpd.core.actions import State
 from pyvrrpd.daemon.instance import Reconfigure, SetFault, SetPriorityDelta
 from pyvrrpd.daemon.subsystem import Subsystem, TrackSink
-from pyvrrpd.daemon.vrrp import NOT_YET, Vrrp
+from pyvrrpd.daemon.vrrp import Vrrp
 
 from tests.daemon.fakes import Log
 
@@ -59,7 +59,7 @@ async def test_it_is_a_subsystem_and_a_track_sink(tmp_path):
         assert callable(getattr(vrrp, method)) and hasattr(Subsystem, method)
     for method in ("set_fault", "set_priority_delta"):
         assert callable(getattr(vrrp, method)) and hasattr(TrackSink, method)
-    assert vrrp.name == "vrrp" and await vrrp.reconfigure(vrrp.config) == NOT_YET
+    assert vrrp.name == "vrrp" and await vrrp.reconfigure(vrrp.config) is None
 
 
 @pytest.mark.anyio

@@ -1,0 +1,240 @@
+"""SIGHUP on real `pyvrrpd` processes in the namespace lab (d1 = .11, d2 = .12), VRRPv3 at 0.1 s.
+
+What a reload must not do is read from the wire and the kernel: the adverts on the lab's bridge with
+the kernel's receive times (tests/net/adverts.py, run in the bridge's namespace), the addresses in each
+node (`ip addr`, and `ip monitor address` for a VIP that must not flap), and the daemons' JSON logs
+for transitions and reload results. Waits are bounded; the advert stream is checked for a missing
+advert (a silence of two intervals) and a restarted timer (a median gap above the interval), not for
+speed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.net.lab import Lab, wait_for
+from tests.net.test_daemon_pair import MARGIN, V3, Daemon, holds, wait_master
+
+pytestmark = pytest.mark.net
+
+RECORDER = Path(__file__).with_name("adverts.py")
+INTERVAL = V3.interval
+MEDIAN_SLACK = 0.01  # s; scheduling on a loaded machine delays single adverts by tens of ms, not the median
+VIP1, VIP2 = "198.51.100.100", "198.51.100.101"
+
+
+def instance(name: str, vrid: int, vip: str, priority: int, extra: str = "") -> str:
+    return f"""
+vrrp_instance {name} {{
+    state BACKUP
+    interface lan0
+    virtual_router_id {vrid}
+    priority {priority}
+    advert_int {INTERVAL:g}
+    {extra}
+    virtual_ipaddress {{
+        {vip}/32 dev lan0
+    }}
+}}
+"""
+
+
+def conf(node: str, *instances: str) -> str:
+    return f"global_defs {{\n    router_id {node}\n    vrrp_version 3\n}}\n" + "".join(instances)
+
+
+class Watch:
+    """Every VRRP advert on the lab's bridge from now on, with the kernel's receive time."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.log = lab.workdir / "adverts.log"
+        argv = ["ip", "netns", "exec", lab.lan, sys.executable, str(RECORDER), "--iface", "br0", "--timeout", "300"]
+        with open(self.log, "ab") as out:  # the lab kills what is left in its namespaces on tear-down
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for(lambda: self.proc.poll() is not None or '"ready"' in self.log.read_text(), timeout=10,
+                 what="the advert recorder")
+        assert self.proc.poll() is None, self.log.read_text()
+
+    def adverts(self, node: str, vrid: int, since: float, until: float | None = None) -> list[dict]:
+        src = self.lab.ipv4(node)
+        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith('{"t"')]
+        return [a for a in lines if a["src"] == src and a["vrid"] == vrid and a["t"] >= since
+                and (until is None or a["t"] <= until)]
+
+    def assert_steady(self, node: str, vrid: int, since: float, until: float) -> None:
+        """`node` kept advertising `vrid` on its own schedule over [since, until]: no advert missing (every
+        time without one, the window's edges included, is under two intervals) and the usual gap is the
+        interval (a timer restarted at each reload would make it about 1.5 intervals)."""
+        times = [a["t"] for a in self.adverts(node, vrid, since, until) if a["prio"]]
+        silences = [b - a for a, b in zip([since] + times, times + [until])]
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        median = gaps[len(gaps) // 2]
+        print(f"{node}'s adverts for VRID {vrid}: {len(times)}, median gap {median * 1000:.1f} ms, "
+              f"longest silence {max(silences) * 1000:.1f} ms")
+        assert max(silences) < 2 * INTERVAL and abs(median - INTERVAL) <= MEDIAN_SLACK
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def watch(lab):
+    w = Watch(lab)
+    yield w
+    w.stop()
+
+
+def reload(daemon: Daemon, text: str | bytes, expect: str = "vrrp: reconfigured", timeout: float = 10) -> dict:
+    """Write the daemon's config file, SIGHUP it and wait for the reload's result in its log."""
+    conf_file = daemon.log.with_suffix(".conf")
+    conf_file.write_bytes(text) if isinstance(text, bytes) else conf_file.write_text(text)
+    mark = daemon.mark()
+    daemon.proc.send_signal(signal.SIGHUP)
+    return daemon.wait_log(expect, timeout=timeout, since=mark)
+
+
+def transitions(daemon: Daemon, since: int = 0) -> list[str]:
+    return [e["event"] for e in daemon.find("Entering", since)]
+
+
+def test_fifty_sighups_with_an_unchanged_config_change_nothing(lab, watch):
+    text = conf("d1", instance("VI_1", 51, VIP1, 150))
+    d1 = Daemon(lab, "d1", text, "a")
+    d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
+    wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
+    d2.wait_log("Entering BACKUP STATE (init)")
+    time.sleep(5 * INTERVAL)  # past the takeover's adverts and GARPs
+    marks, start = (d1.mark(), d2.mark()), time.time()
+    for _ in range(50):
+        reload(d1, text)
+    end = time.time()
+    time.sleep(2 * INTERVAL)  # the last adverts reach the recorder
+    assert transitions(d1, marks[0]) == [] and transitions(d2, marks[1]) == []
+    watch.assert_steady("d1", 51, start, end)
+    assert holds(lab, "d1", VIP1) and not holds(lab, "d2", VIP1)
+    assert not d1.find("error", marks[0]) and len(d1.find("vrrp: reconfigured", marks[0])) == 50
+    assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_a_broken_config_keeps_the_running_one(lab, watch):
+    text = conf("d1", instance("VI_1", 51, VIP1, 150))
+    d1 = Daemon(lab, "d1", text, "a")
+    wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
+    mark, start = d1.mark(), time.time()
+    reload(d1, text.replace("virtual_router_id 51", "virtual_router_id 300"),
+           expect="reload: 1 error(s) in")
+    assert d1.find("config: vrrp_instance VI_1: virtual_router_id '300' is invalid", mark)
+    reload(d1, bytes(range(256)) * 4, expect="reload: 1 error(s) in")  # not text at all
+    assert d1.find("is not a text file", mark)
+    time.sleep(3 * INTERVAL)
+    d1.check_running()
+    assert holds(lab, "d1", VIP1) and transitions(d1, mark) == []
+    watch.assert_steady("d1", 51, start, time.time())
+    # Still reloadable: the fixed file applies.
+    since = time.time()
+    reload(d1, text.replace("priority 150", "priority 140"))
+    wait_for(lambda: [a for a in watch.adverts("d1", 51, since) if a["prio"] == 140], timeout=MARGIN,
+             what="d1's adverts at priority 140")
+    assert d1.stop() == 0
+
+
+def test_a_changed_priority_takes_effect(lab, watch):
+    d1_conf = conf("d1", instance("VI_1", 51, VIP1, 150))
+    d1 = Daemon(lab, "d1", d1_conf, "a")
+    d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
+    wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
+    # Below the backup: d1 keeps advertising as master at 50, d2 preempts.
+    marks = (d1.mark(), d2.mark())
+    reload(d1, d1_conf.replace("priority 150", "priority 50"))
+    wait_master(lab, "d2", VIP1, V3.master_down() + MARGIN, d1, d2)
+    assert d2.wait_log("Entering MASTER STATE", since=marks[1])["reason"] == "preempt"
+    assert d1.wait_log("Entering BACKUP STATE", since=marks[0])["reason"] == "higher_priority"
+    # Back above it, with nopreempt: d1 stays backup.
+    mark = d1.mark()
+    reload(d1, d1_conf.replace("priority 150", "priority 150\n    nopreempt"))
+    with pytest.raises(TimeoutError):
+        wait_for(lambda: holds(lab, "d1", VIP1), timeout=5 * V3.master_down(), what="d1 to take over")
+    assert transitions(d1, mark) == []
+    # Without nopreempt: d1 preempts.
+    reload(d1, d1_conf)
+    wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1, d2)
+    assert d1.wait_log("Entering MASTER STATE", since=mark)["reason"] == "preempt"
+    assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_a_removed_instance_says_goodbye_and_the_other_keeps_its_vip(lab, watch):
+    vi1, vi2 = instance("VI_1", 51, VIP1, 150), instance("VI_2", 52, VIP2, 150)
+    d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
+    d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100), instance("VI_2", 52, VIP2, 100)), "a")
+    wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
+    wait_master(lab, "d1", VIP2, MARGIN, d1, d2)
+    monitor_log = lab.workdir / "ip-monitor-d1.log"
+    monitor = lab.spawn("d1", ["ip", "-o", "monitor", "address"], monitor_log)
+    time.sleep(0.5)  # ip monitor subscribed
+    marks, start = (d1.mark(), d2.mark()), time.time()
+    reload(d1, conf("d1", vi1))
+    # VI_2 leaves as on SIGTERM: priority 0, VIP removed; d2 takes VRID 52 over after Skew_Time.
+    assert d1.find("(VI_2) sent 0 priority", marks[0]) and d1.find("(VI_2) removing VIPs.", marks[0])
+    wait_for(lambda: [a for a in watch.adverts("d1", 52, start) if a["prio"] == 0], timeout=MARGIN,
+             what="d1's priority-0 advert for VRID 52")
+    wait_master(lab, "d2", VIP2, V3.master_down() + MARGIN, d1, d2)
+    assert d2.wait_log("(VI_2) Entering MASTER STATE", since=marks[1])["reason"] == "priority_zero"
+    time.sleep(5 * INTERVAL)
+    end = time.time()
+    monitor.terminate()
+    monitor.wait(timeout=5)
+    events = monitor_log.read_text()
+    assert "Deleted" in events and f"{VIP2}/32" in events, events
+    assert f"{VIP1}/" not in events, events  # VI_1's VIP never left
+    watch.assert_steady("d1", 51, start, end)
+    assert [e for e in transitions(d1, marks[0]) if "VI_1" in e] == []
+    assert [e for e in transitions(d2, marks[1]) if "VI_1" in e] == []
+    assert d1.stop() == 0 and d2.stop() == 0
+
+
+def test_an_added_instance_starts(lab, watch):
+    vi1 = instance("VI_1", 51, VIP1, 150)
+    d1 = Daemon(lab, "d1", conf("d1", vi1), "a")
+    wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
+    mark, start = d1.mark(), time.time()
+    reload(d1, conf("d1", vi1, instance("VI_2", 52, VIP2, 150)))
+    d1.wait_log("(VI_2) Entering BACKUP STATE (init)", since=mark)
+    wait_master(lab, "d1", VIP2, V3.master_down() + MARGIN, d1)
+    assert d1.wait_log("(VI_2) Entering MASTER STATE", since=mark)["reason"] == "master_down"
+    wait_for(lambda: watch.adverts("d1", 52, start), timeout=MARGIN, what="d1's adverts for VRID 52")
+    time.sleep(3 * INTERVAL)
+    watch.assert_steady("d1", 51, start, time.time())
+    assert [e for e in transitions(d1, mark) if "VI_1" in e] == []
+    assert d1.stop() == 0 and not holds(lab, "d1", VIP1) and not holds(lab, "d1", VIP2)
+
+
+def test_use_vmac_a_removed_instance_deletes_its_macvlan_and_a_change_restarts(lab, watch):
+    vi1 = instance("VI_1", 51, VIP1, 150, extra="use_vmac")
+    vi2 = instance("VI_2", 52, VIP2, 150)
+    d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
+    wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1, dev="vrrp.51")
+    wait_master(lab, "d1", VIP2, MARGIN, d1, dev="lan0")
+    mark, start = d1.mark(), time.time()
+    reload(d1, conf("d1", vi2))
+    assert lab.run("d1", ["ip", "link", "show", "vrrp.51"], check=False).returncode != 0
+    assert d1.find("deleted VMAC interface vrrp.51", mark) and not holds(lab, "d1", VIP1)
+    time.sleep(3 * INTERVAL)
+    watch.assert_steady("d1", 52, start, time.time())
+    # use_vmac on: another VMAC, so the instance stops (priority 0) and starts again on it.
+    mark = d1.mark()
+    reload(d1, conf("d1", instance("VI_2", 52, VIP2, 150, extra="use_vmac")))
+    assert d1.find("(VI_2) restarted by the reload: use_vmac changed", mark)
+    wait_master(lab, "d1", VIP2, V3.master_down() + MARGIN, d1, dev="vrrp.52")
+    assert not holds(lab, "d1", VIP2, dev="lan0")
+    assert d1.stop() == 0
+    assert lab.run("d1", ["ip", "link", "show", "vrrp.52"], check=False).returncode != 0
