@@ -33,11 +33,13 @@ IMPURE_TOPS = {"pyroute2", "anyio", "asyncio", "trio", "aiohttp", "structlog", "
                "selectors", "subprocess", "threading", "signal", "fcntl"}
 
 # Subsystem → its entry module (the class the root runs) and the modules that are its own. A module not
-# listed is shared: it may be imported by any subsystem but imports none. Add the LVS checkers, the
-# trackers and the control API here as they come.
+# listed is shared: it may be imported by any subsystem but imports none. Add the LVS checkers and the
+# control API here as they come.
 SUBSYSTEMS = {
     "vrrp": ("pyvrrpd.daemon.vrrp", {"pyvrrpd.daemon.vrrp", "pyvrrpd.daemon.instance", "pyvrrpd.daemon.port",
-                                     "pyvrrpd.daemon.effects"}),
+                                     "pyvrrpd.daemon.effects", "pyvrrpd.daemon.sync"}),
+    "trackers": ("pyvrrpd.daemon.tracking", {"pyvrrpd.daemon.tracking", "pyvrrpd.daemon.watchers"}),
+    "notify": ("pyvrrpd.daemon.notify", {"pyvrrpd.daemon.notify", "pyvrrpd.daemon.smtp"}),
 }
 ROOT_MODULE = "pyvrrpd.daemon.root"
 

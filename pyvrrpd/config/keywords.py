@@ -666,6 +666,30 @@ SUPPORTED: frozenset[str] = frozenset(
     vrrp_instance/authentication/auth_pass
     vrrp_instance/old_unicast_checksum
     global_defs/v3_checksum_as_v2 vrrp_instance/v3_checksum_as_v2
+
+    vrrp_script vrrp_script/script vrrp_script/interval vrrp_script/timeout vrrp_script/weight
+    vrrp_script/rise vrrp_script/fall vrrp_script/user vrrp_script/init_fail
+    track_file track_file/file track_file/weight track_file/init_file
+    vrrp_track_file vrrp_track_file/file vrrp_track_file/weight vrrp_track_file/init_file
+    vrrp_track_process vrrp_track_process/process vrrp_track_process/param_match vrrp_track_process/weight
+    vrrp_track_process/quorum vrrp_track_process/quorum_max vrrp_track_process/delay
+    vrrp_track_process/terminate_delay vrrp_track_process/fork_delay vrrp_track_process/full_command
+    vrrp_instance/track_interface vrrp_instance/track_script vrrp_instance/track_file
+    vrrp_instance/track_process
+    vrrp_instance/notify_master vrrp_instance/notify_backup vrrp_instance/notify_fault
+    vrrp_instance/notify_stop vrrp_instance/notify_deleted vrrp_instance/notify
+    vrrp_instance/notify_master_rx_lower_pri vrrp_instance/notify_priority_changes vrrp_instance/smtp_alert
+    vrrp_sync_group vrrp_sync_group/group vrrp_sync_group/track_interface vrrp_sync_group/track_script
+    vrrp_sync_group/track_file vrrp_sync_group/track_process
+    vrrp_sync_group/notify_master vrrp_sync_group/notify_backup vrrp_sync_group/notify_fault
+    vrrp_sync_group/notify_stop vrrp_sync_group/notify vrrp_sync_group/smtp_alert
+    vrrp_sync_group/notify_priority_changes vrrp_sync_group/sync_group_tracking_weight
+    vrrp_sync_group/global_tracking
+    global_defs/notify_fifo global_defs/notify_fifo_script global_defs/vrrp_notify_fifo
+    global_defs/vrrp_notify_fifo_script global_defs/vrrp_notify_priority_changes
+    global_defs/notification_email global_defs/notification_email_from global_defs/smtp_server
+    global_defs/smtp_helo_name global_defs/smtp_connect_timeout global_defs/smtp_alert
+    global_defs/smtp_alert_vrrp
     """.split()
 )
 

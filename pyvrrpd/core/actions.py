@@ -38,6 +38,7 @@ class Transition(enum.StrEnum):
     FAULT_CLEARED = "fault_cleared"
     FAULT_CLEARED_OWNER = "fault_cleared_owner"
     SHUTDOWN = "shutdown"
+    SYNC_GROUP = "sync_group"  # the instance's sync group moved it (to MASTER with the group, or back to BACKUP)
 
 
 class Discard(enum.StrEnum):
@@ -167,6 +168,21 @@ class StateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class WantMaster:
+    """A sync-group member's down timer fired: it would become master, but only with its group's consent.
+
+    It stays BACKUP (its down timer re-armed) until the VRRP subsystem moves it with ``sync_master``
+    (every member wants to be master, or the group already is) or an advert from a master arrives.
+    """
+
+    reason: Transition  # why it would become master: master_down, priority_zero, preempt or address_owner
+
+    @property
+    def text(self) -> str:
+        return f"would become master ({self.reason}); waiting for its sync group"
+
+
+@dataclass(frozen=True, slots=True)
 class PriorityChanged:
     old: int
     new: int
@@ -200,4 +216,4 @@ class Notice:
 
 
 Action = (SendAdvert | ClaimAddresses | ReleaseAddresses | SendGratuitous | StateChanged | PriorityChanged
-          | Discarded | Notice)
+          | Discarded | Notice | WantMaster)

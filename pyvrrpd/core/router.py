@@ -26,6 +26,12 @@ The behaviour is keepalived 2.2.7's, which differs from the RFC in places (each 
   adverts from the current master.
 * v2 interval mismatch: rejected. v3: noticed, and a backup adopts the master's interval.
 * Leaving MASTER for FAULT or on shutdown sends a priority-0 advert first.
+* Sync groups (``RouterConfig.sync_group``): a member whose down timer fires does not become master
+  by itself; it says ``WantMaster``, stays BACKUP with its down timer re-armed for another
+  Master_Down_Interval, and becomes master when the VRRP subsystem moves it (``sync_master``: every
+  member wants to, or the group already is master). ``sync_backup`` takes a master back to BACKUP
+  with its group (no priority-0 advert). Which member may move when is the pure rule of
+  ``core.tracking.sync_transition``.
 * FAULT is a set of reasons keyed by their source ("link:lan0", "script:chk", ...): the router is in
   FAULT while any reason is set, so clearing one source never clears another's.
 * Priority is the configured base plus named deltas (one per tracking source), clamped to 1-254 as
@@ -66,6 +72,7 @@ from pyvrrpd.core.actions import (
     State,
     StateChanged,
     Transition,
+    WantMaster,
 )
 from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement, IPAddress
 from pyvrrpd.core.timers import CENTISECOND_US, SECOND_US, master_down_interval, skew_time
@@ -89,6 +96,8 @@ TRANSITIONS: dict[tuple[State, Transition], State] = {
     (State.BACKUP, Transition.SHUTDOWN): State.INITIALIZE,
     (State.MASTER, Transition.SHUTDOWN): State.INITIALIZE,
     (State.FAULT, Transition.SHUTDOWN): State.INITIALIZE,
+    (State.BACKUP, Transition.SYNC_GROUP): State.MASTER,
+    (State.MASTER, Transition.SYNC_GROUP): State.BACKUP,
 }
 
 # Leaving MASTER for these sends a priority-0 advert first (keepalived's "sent 0 priority").
@@ -143,6 +152,7 @@ class RouterConfig:
     garp_master_refresh_repeat: int = 1
     garp_lower_prio_delay_us: int = 5 * SECOND_US
     garp_lower_prio_repeat: int = 5
+    sync_group: bool = False  # a vrrp_sync_group member: it becomes master only with its group (WantMaster)
 
     @property
     def accepts(self) -> bool:
@@ -217,6 +227,7 @@ class VirtualRouter:
         self._master_address: IPAddress | None = None
         self._master_priority = 0
         self._next_master_reason = Transition.MASTER_DOWN
+        self._wants_master = False  # a sync-group member whose down timer fired (keepalived's wantstate)
         self._preempt_until: int | None = None  # None: no preempt delay running
         self._down_at: int | None = None  # Master_Down_Timer (BACKUP)
         self._adver_at: int | None = None  # Adver_Timer (MASTER)
@@ -281,6 +292,11 @@ class VirtualRouter:
     def master_adver_int_us(self) -> int:
         return self._master_adver_int
 
+    @property
+    def wants_master(self) -> bool:
+        """A sync-group member in BACKUP whose down timer has fired: it waits for its group to agree."""
+        return self._wants_master
+
     # ---- inputs --------------------------------------------------------------------------
 
     def startup(self, now: float) -> None:
@@ -312,6 +328,17 @@ class VirtualRouter:
         elif not faulty and self._state is State.FAULT:
             why = Transition.FAULT_CLEARED_OWNER if self._owner else Transition.FAULT_CLEARED
             self._transition(why, _us(now))
+
+    def sync_master(self, now: float) -> None:
+        """Its sync group moves it to MASTER (every member wants to be master, or the group already is).
+        Only a BACKUP moves; in any other state this does nothing."""
+        if self._state is State.BACKUP:
+            self._transition(self._next_master_reason if self._wants_master else Transition.SYNC_GROUP, _us(now))
+
+    def sync_backup(self, now: float) -> None:
+        """Its sync group goes BACKUP: a MASTER follows (releasing its VIPs, without a priority-0 advert)."""
+        if self._state is State.MASTER:
+            self._transition(Transition.SYNC_GROUP, _us(now))
 
     def set_priority_delta(self, source: str, delta: int, now: float) -> None:
         """Set the priority delta of ``source`` (0 removes it) and recompute the effective priority."""
@@ -393,7 +420,13 @@ class VirtualRouter:
         t = _us(now)
         if self._state is State.BACKUP:
             if self._down_at is not None and t >= self._down_at:
-                self._transition(self._next_master_reason, t)
+                if self._config.sync_group:
+                    # keepalived: "prefer backup to avoid thrashing"; ask again after another interval.
+                    self._wants_master = True
+                    self._down_at = t + self._master_down_interval()
+                    self._emit(WantMaster(self._next_master_reason))
+                else:
+                    self._transition(self._next_master_reason, t)
         elif self._state is State.MASTER:
             for reason, due in list(self._garp_at.items()):
                 if t >= due:
@@ -431,6 +464,7 @@ class VirtualRouter:
         if old is State.MASTER:
             self._leave_master(why, t)
         self._state = new
+        self._wants_master = False
         _ENTER[new](self, why, t)
 
     def _leave_master(self, why: Transition, t: int) -> None:
@@ -528,6 +562,7 @@ class VirtualRouter:
             self._notice(NoticeKind.PRIORITY_ZERO, "Backup received priority 0 advertisement")
             self._down_at = t + self._skew(self._priority)
             self._next_master_reason = Transition.PEER_STOPPED
+            self._wants_master = False
             return
         preempt_pending = cfg.preempt_delay_us and (self._preempt_until is None or self._preempt_until > t)
         if not (cfg.nopreempt or adv.priority >= self._priority or preempt_pending):
@@ -542,6 +577,7 @@ class VirtualRouter:
         self._master_address = src
         self._master_priority = adv.priority
         self._next_master_reason = Transition.MASTER_DOWN
+        self._wants_master = False
         self._down_at = t + self._master_down_interval()
         if cfg.preempt_delay_us:
             if adv.priority >= self._priority:

@@ -9,6 +9,9 @@ Rules this file keeps:
   (vrrp_garp_interval / vrrp_gna_interval) never delays the state machine; releasing the addresses
   cancels any burst still running.
 * Log lines keep keepalived's words with the ``(<instance>) `` prefix; structured fields come on top.
+* State changes, priority changes, notices and sync-group wishes also go to the instance's ``listener``
+  (notifications, sync groups), which hears ``flushed()`` once all the actions of one input are carried
+  out: notify scripts start after the VIPs are in place, as keepalived's do.
 * A VIP two instances list (by address and interface) is deleted only when no master of the VRRP
   subsystem holds it any more (``Holders``): moving a VIP from one instance to another in one reload,
   or a new instance's start-up clean-up, never takes it from the master that has it.
@@ -42,6 +45,7 @@ from pyvrrpd.core.actions import (
     SendGratuitous,
     State,
     StateChanged,
+    WantMaster,
 )
 from pyvrrpd.core.frames import gratuitous_arp, unsolicited_na
 from pyvrrpd.core.packet import Advertisement, encode
@@ -65,6 +69,16 @@ class AddressPort(Protocol):
     async def del_route(self, spec: RouteSpec) -> bool: ...
     async def add_rule(self, spec: RuleSpec) -> bool: ...
     async def del_rule(self, spec: RuleSpec) -> bool: ...
+
+
+class Listener(Protocol):
+    """Who follows an instance's state: the VRRP subsystem's notifications and sync groups."""
+
+    def action(self, action: Action) -> None:
+        """A StateChanged, PriorityChanged, Notice or WantMaster, in the order the router gave them."""
+
+    def flushed(self) -> None:
+        """Every action of the current input is carried out."""
 
 
 class BlockPort(Protocol):
@@ -184,6 +198,7 @@ class InstanceEffects:
         self.netlink = netlink  # None only until the VRRP subsystem has opened its netlink socket
         self._frames = frames
         self.firewall = firewall  # None: every instance accepts (nothing to block)
+        self.listener: Listener | None = None  # set by the VRRP subsystem
         self.holders = holders or Holders()
         self._blocked: frozenset[IPAddress] = frozenset()  # what the firewall drops for this instance
         self._limit = ratelimit or RateLimit()
@@ -203,8 +218,13 @@ class InstanceEffects:
             case StateChanged():
                 level = self.log.warning if action.new is State.FAULT else self.log.info
                 level(self._text(action), old=action.old.value, new=action.new.value, reason=action.reason.value)
+                self._tell(action)
             case PriorityChanged():
                 self.log.info(self._text(action), old_priority=action.old, new_priority=action.new)
+                self._tell(action)
+            case WantMaster():
+                self.log.debug(self._text(action), reason=action.reason.value)
+                self._tell(action)
             case Discarded():
                 count = self._limit(("discard", action.reason))
                 if count:
@@ -216,6 +236,15 @@ class InstanceEffects:
                 if count:
                     level = self.log.warning if action.kind in _WARNING_NOTICES else self.log.info
                     level(self._text(action), kind=action.kind.value, count=count)
+                self._tell(action)
+
+    def _tell(self, action: Action) -> None:
+        if self.listener is not None:
+            self.listener.action(action)
+
+    def flushed(self) -> None:
+        if self.listener is not None:
+            self.listener.flushed()
 
     def _text(self, action: Action) -> str:
         return f"({self.plan.name}) {action.text}"

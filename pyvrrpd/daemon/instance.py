@@ -57,6 +57,13 @@ class Reconfigure:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncMove:
+    """The instance's sync group moves it: to MASTER with the group, or back to BACKUP."""
+
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
 class Reload:
     """A reload changed the instance: the effects take its new plan (a master changes in the kernel what
     differs, ``Effects.reload``), then the router its new config; ``done`` is set once both have."""
@@ -66,7 +73,7 @@ class Reload:
     done: anyio.Event
 
 
-InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure | Reload
+InboxItem = Packet | SetFault | SetPriorityDelta | Reconfigure | Reload | SyncMove
 
 
 class Inbox:
@@ -151,6 +158,9 @@ class Effects(Protocol):
     async def apply(self, action: Action) -> None:
         """Carry out one action. Must not raise for kernel or network errors (log and count them)."""
 
+    def flushed(self) -> None:
+        """The actions of one input are all carried out (the VIPs are in place): time to notify."""
+
     async def reload(self, plan: InstancePlan, master: bool) -> None:
         """Run with a reloaded instance's new plan; ``master``: change what it holds in the kernel."""
 
@@ -165,11 +175,16 @@ def feed(router: VirtualRouter, item: InboxItem, now: float) -> None:
             router.set_priority_delta(source, delta, now)
         case Reconfigure(config) | Reload(_, config):
             router.reconfigure(config, now)
+        case SyncMove(State.MASTER):
+            router.sync_master(now)
+        case SyncMove():
+            router.sync_backup(now)
 
 
 async def flush(router: VirtualRouter, effects: Effects) -> None:
     while (action := router.next_action()) is not None:
         await effects.apply(action)
+    effects.flushed()
 
 
 async def run_instance(

@@ -18,6 +18,9 @@ What is decided here, and why:
 * Strict mode, ``vrrp_min_garp`` and the global defaults are already folded into the model by the config
   builder; this module only carries the values over. What this version does not act on yet is warned about
   by the config check (the keyword table), not here.
+* Members of a ``vrrp_sync_group`` run with ``RouterConfig.sync_group`` (they become master only with their
+  group) and keepalived's start-up rule: ``state MASTER`` counts only if every member is an address owner
+  configured MASTER; otherwise they all start as BACKUP (``core.tracking.sync_initial_states``).
 * Whether an instance can run on its interface right now (``check_link()``) is a pure function of what the
   link monitor saw; the VRRP subsystem turns its answer into a fault reason with source ``link:IFNAME``.
 * A reload (``diff_plans()``) compares plans, not model objects: a plan holds exactly what the VRRP
@@ -36,6 +39,7 @@ from pyvrrpd.config.diagnostics import Diagnostic, Span, error
 from pyvrrpd.core.actions import State
 from pyvrrpd.core.frames import virtual_mac
 from pyvrrpd.core.router import RouterConfig
+from pyvrrpd.core.tracking import sync_initial_states
 from pyvrrpd.net.specs import SCOPES, AddressSpec, RouteSpec, RuleSpec, SpecError, parse_route, parse_rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -270,7 +274,18 @@ def plan_instances(config: model.Config) -> tuple[list[InstancePlan], list[Diagn
         if plan.vmac is not None:
             taken_vmacs.add(plan.vmac.name)
         plans.append(plan)
-    return plans, problems
+    return _in_sync_groups(plans, config.sync_groups), problems
+
+
+def _in_sync_groups(plans: list[InstancePlan], groups) -> list[InstancePlan]:
+    """Sync-group members wait for their group before becoming master, and start by its rule."""
+    by_name = {p.name: p for p in plans}
+    for group in groups:
+        members = [by_name[n] for n in group.members if n in by_name]
+        start = sync_initial_states({p.name: (p.router.initial_state.value, p.router.priority) for p in members})
+        for p in members:
+            by_name[p.name] = replace(p, router=replace(p.router, sync_group=True, initial_state=State(start[p.name])))
+    return [by_name[p.name] for p in plans]
 
 
 def plan_instance(inst: model.VrrpInstance, gd: model.GlobalDefs,

@@ -362,15 +362,27 @@ def load_checked(args: argparse.Namespace) -> Loaded:
 
 
 def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> list[Subsystem]:
-    """The subsystems to run, in start order. ``-P`` asks for VRRP only, ``-C`` for the checkers only.
+    """The subsystems to run, in start order (they stop in reverse). ``-P`` asks for keepalived's VRRP
+    process, which is all of these; ``-C`` for the checkers only.
+
+    * notify first, stopped last: it is VRRP's ``NotifySink``, and the STOP notifications VRRP sends as it
+      stops still run;
+    * the trackers before VRRP, with VRRP as their ``TrackSink``: what they know at start (a tracked
+      interface down, a script without a result yet) decides each instance's initial state, as in
+      keepalived; they stop after VRRP has sent its priority-0 adverts;
+    * VRRP.
 
     Where the next ones go: the LVS checkers before VRRP (the IPVS table should be in place before a VIP
-    attracts traffic, and go after the VIPs on stop); the trackers (they get VRRP as their ``TrackSink``)
-    and the control API (it reads ``Root.snapshot``) after it.
+    attracts traffic, and go after the VIPs on stop); the control API (it reads ``Root.snapshot``) last.
     """
+    from pyvrrpd.daemon.notify import Notifier
+    from pyvrrpd.daemon.tracking import Trackers
     from pyvrrpd.daemon.vrrp import Vrrp
 
-    return [Vrrp(config, log)]
+    notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
+    vrrp = Vrrp(config, log, notify=notifier)
+    trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
+    return [notifier, trackers, vrrp]
 
 
 def run_daemon(args: argparse.Namespace) -> int:

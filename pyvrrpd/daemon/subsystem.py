@@ -4,7 +4,8 @@ A subsystem (VRRP today; the LVS checkers, the trackers and the control API next
 the small life cycle below. The root (``daemon/root.py``) builds each from the loaded config, runs
 them in one task group, stops them in reverse order, hands each a new config on SIGHUP, and merges
 their snapshots. Subsystems never import each other: whatever one needs from another is handed to it
-by the root as one of the interfaces defined here (``tests/test_layering.py`` checks the imports).
+by the root as one of the interfaces defined here (``TrackSink``: trackers → VRRP; ``NotifySink``:
+VRRP → notify) (``tests/test_layering.py`` checks the imports).
 """
 
 from __future__ import annotations
@@ -55,4 +56,18 @@ class TrackSink(Protocol):
 
     def set_priority_delta(self, instance: str, source: str, delta: int) -> None:
         """The priority delta of ``source`` for ``instance`` (0 removes it)."""
+        ...
+
+
+class NotifySink(Protocol):
+    """How VRRP reports what its instances and sync groups do (the notify subsystem implements it, with
+    the scripts, FIFOs and mails the config gives each name). Never blocks; call from the event loop."""
+
+    def notify_state(self, kind: str, name: str, state: str, priority: int) -> None:
+        """``INSTANCE``/``GROUP`` ``name`` entered ``state`` (MASTER, BACKUP, FAULT, STOP, DELETED) with this
+        effective priority (0 for groups)."""
+        ...
+
+    def notify_event(self, name: str, event: str, priority: int) -> None:
+        """An instance event that is not a state: MASTER_RX_LOWER_PRI, MASTER_PRIORITY, BACKUP_PRIORITY."""
         ...

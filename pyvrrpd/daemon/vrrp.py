@@ -16,6 +16,10 @@ source address, or whose VMAC cannot be created runs in FAULT and recovers when 
 problem go away. Whether the interface is usable is decided by the pure ``plan.check_link``; this module
 only carries out what follows (sockets, VMACs, the router's new source).
 
+State changes go to ``sync.Reporter`` (through each instance's effects): notifications through the
+``NotifySink`` the root hands in, and the sync groups' rules; every fault reason sent to an instance goes
+there too.
+
 The routers, inboxes, ports and effects are built in ``__init__`` (no kernel access), so fault reasons and
 priority deltas that trackers send through the ``TrackSink`` methods before ``run`` decide each instance's
 initial state, and ``snapshot()`` answers from the start.
@@ -52,7 +56,8 @@ from pyvrrpd.daemon.instance import (
 )
 from pyvrrpd.daemon.plan import InstancePlan, IPAddress, PlanDiff, check_link, diff_plans, plan_instances
 from pyvrrpd.daemon.port import Member, Port
-from pyvrrpd.daemon.subsystem import SubsystemError
+from pyvrrpd.daemon.subsystem import NotifySink, SubsystemError
+from pyvrrpd.daemon.sync import Reporter, sync_groups
 from pyvrrpd.net.errors import NetError
 from pyvrrpd.net.firewall import Firewall
 from pyvrrpd.net.link import link_info
@@ -98,7 +103,7 @@ class Vrrp:
 
     name = "vrrp"
 
-    def __init__(self, config: model.Config, log) -> None:
+    def __init__(self, config: model.Config, log, *, notify: NotifySink | None = None) -> None:
         plans, problems = plan_instances(config)
         if problems:  # the root starts only configs that plan cleanly (daemon.verdict)
             raise SubsystemError("; ".join(d.message for d in problems))
@@ -120,6 +125,8 @@ class Vrrp:
         self._netlink: Netlink | None = None
         self._tg = None  # the task group of run(): instances and readers started on a reload go there
         self._readers: dict[tuple[str, int], anyio.CancelScope] = {}
+        self.reports = Reporter([p.name for p in plans], sync_groups(config, plans), notify, self._send_to,
+                                self._router_of, self.log)
         self.instances = [self._build(plan) for plan in plans]
         self._index()
 
@@ -135,6 +142,7 @@ class Vrrp:
         inbox = Inbox(INBOX_SIZE)
         inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox, _member(plan, inbox))
         effects.tx = inst.tx
+        effects.listener = self.reports.listener(lambda: effects.plan.name)
         self._join(inst)
         return inst
 
@@ -192,9 +200,12 @@ class Vrrp:
         self.config, self.plans = config, plans
         for port in self.ports.values():
             port.log_unknown_vrids = config.global_defs.log_unknown_vrids
+        self.reports.deleting(p.name for p in diff.removed)
         if not diff.empty:
             async with self._refresh_lock:  # the link monitor waits meanwhile
                 await self._apply(diff)
+        self.reports.reconfigure([p.name for p in plans], sync_groups(config, plans),
+                                 {old.name: new.name for old, new in diff.changed if old.name != new.name})
         return None
 
     def health(self) -> str | None:
@@ -208,7 +219,8 @@ class Vrrp:
         return None
 
     def snapshot(self) -> dict:
-        return {"instances": [_instance_snapshot(inst) for inst in self.instances]}
+        return {"instances": [_instance_snapshot(inst) for inst in self.instances],
+                "sync_groups": self.reports.snapshot()}
 
     async def _start(self, tg) -> None:
         await self._ensure_firewall()
@@ -386,6 +398,15 @@ class Vrrp:
     def set_priority_delta(self, instance: str, source: str, delta: int) -> None:
         self._deliver(instance, SetPriorityDelta(source, delta))
 
+    def _router_of(self, name: str) -> VirtualRouter | None:
+        inst = self._by_name.get(name)
+        return inst.router if inst is not None else None
+
+    def _send_to(self, name: str, item: InboxItem) -> None:
+        inst = self._by_name.get(name)
+        if inst is not None:
+            self._send(inst, item)
+
     def _deliver(self, name: str, item: InboxItem) -> None:
         inst = self._by_name.get(name)
         if inst is None:
@@ -393,10 +414,11 @@ class Vrrp:
             return
         self._send(inst, item)
 
-    @staticmethod
-    def _send(inst: Instance, item: InboxItem) -> None:
+    def _send(self, inst: Instance, item: InboxItem) -> None:
         """Through the inbox once the instance runs; before that, to the router itself (which only records
-        it, so that startup() can begin in FAULT)."""
+        it, so that startup() can begin in FAULT). Fault reasons are reported first (sync groups)."""
+        if isinstance(item, SetFault):
+            self.reports.fault(inst.plan.name, item.source, item.reason)
         if not inst.started:
             feed(inst.router, item, anyio.current_time())
             return

@@ -437,17 +437,17 @@ def test_plain_keyword_does_not_use_script_words():
 
 
 def test_not_supported_is_reported_once_per_keyword():
-    text = "".join(f"vrrp_script s{i} {{\n  script /bin/true\n  interval 1\n}}\n" for i in range(3))
-    text += "vrrp_instance VI {\n  notify_master /bin/true\n  notify_master /bin/false\n}\n"
+    text = "".join("garp_group {\n  garp_interval 1\n  interface lan0\n}\n" for i in range(3))
+    text += "vrrp_instance VI {\n  dont_track_primary\n  dont_track_primary\n}\n"
     root, diags = run(text)
     warns = [d for d in diags if "not supported" in d.message]
     assert [(d.message, d.span.line, d.notes) for d in warns] == [
         (
-            "`vrrp_script` is accepted but not supported yet",
+            "`garp_group` is accepted but not supported yet",
             1,
             ("pyvrrpd does not act on it or on anything inside it", "2 more uses not reported"),
         ),
-        ("`notify_master` in vrrp_instance is accepted but not supported yet", 14, ("1 more use not reported",)),
+        ("`dont_track_primary` in vrrp_instance is accepted but not supported yet", 14, ("1 more use not reported",)),
     ]
     assert len(root.children) == 4  # never silently dropped
 

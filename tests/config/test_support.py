@@ -33,14 +33,26 @@ def _literals(pattern: ast.pattern) -> set[str]:
     return set()
 
 
+def _compared(node: ast.AST) -> set[str]:
+    """Keywords in ``c.keyword == "x"`` or ``c.keyword in ("x", "y")`` (an if/elif reader)."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.In))
+            and isinstance(node.left, ast.Attribute) and node.left.attr == "keyword"):
+        return set()
+    right = node.comparators[0]
+    values = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
+    return {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+
+
 def handled(reader) -> set[str]:
-    """The keywords a block's reader handles: the TOP table's keys, or its ``case`` labels."""
+    """The keywords a block's reader handles: the TOP table's keys, its ``case`` labels, or the keywords
+    its if/elif chain compares ``c.keyword`` with."""
     if isinstance(reader, dict):
         return set(reader)
     tree = ast.parse(textwrap.dedent(inspect.getsource(reader)))
     cases = [n for n in ast.walk(tree) if isinstance(n, ast.match_case)]
-    assert cases, f"{reader.__qualname__} has no match/case"
-    return set().union(*(_literals(c.pattern) for c in cases))
+    found = set().union(*(_literals(c.pattern) for c in cases), *(_compared(n) for n in ast.walk(tree)))
+    assert found, f"{reader.__qualname__} reads no keyword"
+    return found
 
 
 # --------------------------------------------------------------------------- supported means read
@@ -127,20 +139,8 @@ vrrp_instance VI_1 {{
         ("track_src_ip", "track_src_ip"),
         ("dont_track_primary", "dont_track_primary"),
         ("debug 2", "debug"),
-        ("notify_master /bin/true", "notify_master"),
-        ("notify_backup /bin/true", "notify_backup"),
-        ("notify_fault /bin/true", "notify_fault"),
-        ("notify_stop /bin/true", "notify_stop"),
-        ("notify_deleted /bin/true", "notify_deleted"),
-        ("notify /bin/true", "notify"),
-        ("notify_master_rx_lower_pri /bin/true", "notify_master_rx_lower_pri"),
-        ("track_interface {\n        lan1\n    }", "track_interface"),
-        ("track_script {\n        chk\n    }", "track_script"),
-        ("track_file {\n        tf\n    }", "track_file"),
-        ("track_process {\n        tp\n    }", "track_process"),
         ("track_bfd {\n        bfd1\n    }", "track_bfd"),
         ("promote_secondaries", "promote_secondaries"),
-        ("smtp_alert", "smtp_alert"),
         ("garp_extra_if 5", "garp_extra_if"),
     ],
 )
@@ -160,7 +160,8 @@ def test_instance_keywords_not_supported_yet(check, line, name):
         ("checker_process_name kad_check", "checker_process_name"),
         ("lvs_process_name kad_check", "lvs_process_name"),
         ("bfd_process_name kad_bfd", "bfd_process_name"),
-        ("smtp_server 198.51.100.25", "smtp_server"),
+        ("lvs_notify_fifo /run/lvs.fifo", "lvs_notify_fifo"),
+        ("smtp_alert_checker", "smtp_alert_checker"),
         ("lvs_flush", "lvs_flush"),
     ],
 )
@@ -172,10 +173,6 @@ def test_global_defs_keywords_not_supported_yet(check, line, name):
 @pytest.mark.parametrize(
     "block, name",
     [
-        ("vrrp_sync_group G {\n    group {\n        VI_1\n    }\n}", "vrrp_sync_group"),
-        ('vrrp_script chk {\n    script "/bin/true"\n}', "vrrp_script"),
-        ("track_file tf {\n    file /run/x\n}", "track_file"),
-        ("vrrp_track_process tp {\n    process nginx\n}", "vrrp_track_process"),
         ("bfd_instance b {\n    neighbor_ip 198.51.100.9\n}", "bfd_instance"),
         ("static_ipaddress {\n    198.51.100.7/24 dev lan0\n}", "static_ipaddress"),
         ("static_routes {\n    203.0.113.0/24 via 198.51.100.254 dev lan0\n}", "static_routes"),
@@ -308,15 +305,129 @@ virtual_server 198.51.100.10 80 {
 
 def test_the_check_says_everything_the_daemon_said_at_start(check):
     said = set(not_supported(check(DAEMON_SAID)))
-    instance = ["track_interface", "track_script", "track_file", "track_process", "track_bfd", "notify_master",
-                "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify",
-                "notify_master_rx_lower_pri", "track_src_ip", "unicast_fault_no_peer"]
-    top = ["vrrp_sync_group", "virtual_server", "static_ipaddress", "static_routes", "static_rules",
-           "vrrp_script", "bfd_instance"]
+    instance = ["track_bfd", "track_src_ip", "unicast_fault_no_peer"]
+    top = ["virtual_server", "static_ipaddress", "static_routes", "static_rules", "bfd_instance"]
     options = ["home", "mngtmpaddr", "noprefixroute", "autojoin", "preferred_lft"]
     expected = {_say(k, "vrrp_instance") for k in instance} | {_say(k, None) for k in top}
     expected |= {_say(o, "virtual_ipaddress") for o in options} | {_say("home", "virtual_ipaddress_excluded")}
     assert expected - said == set()
+
+
+TRACKING = """
+global_defs {
+    notification_email {
+        ops@example.org
+    }
+    notification_email_from ka@example.org
+    smtp_server 198.51.100.25 25
+    smtp_helo_name d1.example.org
+    smtp_connect_timeout 5
+    smtp_alert
+    smtp_alert_vrrp
+    notify_fifo /run/n.fifo
+    notify_fifo_script /bin/cat
+    vrrp_notify_fifo /run/v.fifo
+    vrrp_notify_fifo_script /bin/cat
+    vrrp_notify_priority_changes
+}
+vrrp_script chk {
+    script "/bin/true"
+    interval 2
+    timeout 1
+    weight -10
+    rise 2
+    fall 2
+    user root
+    init_fail
+}
+track_file tf {
+    file /run/tf
+    weight 2
+    init_file 0 overwrite
+}
+vrrp_track_file old {
+    file /run/old
+    weight 1
+    init_file
+}
+vrrp_track_process tp {
+    process nginx
+    param_match initial
+    weight -5
+    quorum 1
+    quorum_max 3
+    delay 1
+    terminate_delay 1
+    fork_delay 1
+    full_command
+}
+vrrp_sync_group G {
+    group {
+        VI_1
+        VI_2
+    }
+    track_interface {
+        lan1
+    }
+    track_script {
+        chk
+    }
+    track_file {
+        tf
+    }
+    track_process {
+        tp
+    }
+    notify_master /bin/true
+    notify_backup /bin/true
+    notify_fault /bin/true
+    notify_stop /bin/true
+    notify /bin/true
+    smtp_alert
+    notify_priority_changes
+    sync_group_tracking_weight
+}
+vrrp_instance VI_1 {
+    interface lan0
+    virtual_router_id 51
+    track_interface {
+        lan1
+    }
+    track_script {
+        chk
+    }
+    track_file {
+        old
+    }
+    track_process {
+        tp
+    }
+    notify_master /bin/true
+    notify_backup /bin/true
+    notify_fault /bin/true
+    notify_stop /bin/true
+    notify_deleted /bin/true
+    notify /bin/true
+    notify_master_rx_lower_pri /bin/true
+    notify_priority_changes
+    smtp_alert
+    virtual_ipaddress {
+        198.51.100.1/24
+    }
+}
+vrrp_instance VI_2 {
+    interface lan0
+    virtual_router_id 52
+    virtual_ipaddress {
+        198.51.100.3/24
+    }
+}
+"""
+
+
+def test_tracking_sync_groups_and_notifications_are_supported(check):
+    loaded = check(TRACKING)
+    assert loaded.ok and not_supported(loaded) == {}
 
 
 # --------------------------------------------------------------------------- what the daemon refuses

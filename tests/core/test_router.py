@@ -25,6 +25,7 @@ from pyvrrpd.core.actions import (
     SendGratuitous,
     State,
     StateChanged,
+    WantMaster,
 )
 from pyvrrpd.core.packet import Advertisement
 from pyvrrpd.core.router import TRANSITIONS, RouterConfig, VirtualRouter, state_diagram
@@ -74,6 +75,8 @@ def short(action: Action) -> str:
             return f"discard {reason.value}"
         case Notice(kind):
             return f"notice {kind.value}"
+        case WantMaster(reason):
+            return f"want master {reason.value}"
     raise AssertionError(action)
 
 
@@ -339,6 +342,45 @@ def test_priority_zero_then_timer_reports_peer_stopped() -> None:
     r.handle_timer(r.get_timer())  # type: ignore[arg-type]
     assert short(drain(r)[0]) == "state BACKUP->MASTER priority_zero"
     assert r.stats.priority_zero_rx == 1
+
+
+def test_a_sync_group_member_waits_for_its_group_before_becoming_master() -> None:
+    r, _ = backup(sync_group=True)
+    due = timer_us(r)
+    assert due == T0 + MDI_100
+    r.handle_timer(due / S)
+    assert [short(a) for a in drain(r)] == ["want master master_down"]
+    assert r.state is State.BACKUP and r.wants_master
+    assert timer_us(r) == due + MDI_100  # asks again after another Master_Down_Interval
+    r.handle_timer((due + MDI_100) / S)
+    assert [short(a) for a in drain(r)] == ["want master master_down"]
+    r.sync_master((due + MDI_100 + 1) / S)
+    assert [short(a) for a in drain(r)][:2] == ["state BACKUP->MASTER master_down", "advert 100 takeover"]
+    assert not r.wants_master
+
+
+def test_an_advert_from_a_master_ends_a_members_wish_to_be_master() -> None:
+    r, _ = backup(sync_group=True)
+    r.handle_timer(r.get_timer())  # type: ignore[arg-type]
+    drain(r)
+    r.receive(advert(150), HIGHER, (T0 + 4 * S) / S)
+    assert not r.wants_master
+    assert timer_us(r) == T0 + 4 * S + MDI_100
+
+
+def test_the_group_moves_members_that_did_not_ask() -> None:
+    r, t = backup(sync_group=True)
+    r.sync_master((t + S) / S)  # another member's wish pulls this one along
+    assert short(drain(r)[0]) == "state BACKUP->MASTER sync_group"
+    r.sync_master((t + 2 * S) / S)  # already master: nothing
+    assert drain(r) == []
+    r.sync_backup((t + 3 * S) / S)
+    assert [short(a) for a in drain(r)] == ["state MASTER->BACKUP sync_group", "release sync_group"]
+    assert r.state is State.BACKUP and timer_us(r) == t + 3 * S + MDI_100
+    f, t = fault(sync_group=True)
+    f.sync_master((t + S) / S)
+    f.sync_backup((t + S) / S)
+    assert f.state is State.FAULT and drain(f) == []
 
 
 def test_lower_priority_garp_burst_repeats_after_delay() -> None:

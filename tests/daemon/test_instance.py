@@ -10,7 +10,7 @@ import pytest
 
 from pyvrrpd.core.actions import ClaimAddresses, ReleaseAddresses, SendAdvert, State, StateChanged
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
-from pyvrrpd.daemon.instance import Inbox, Packet, Reconfigure, SetFault, SetPriorityDelta, run_instance
+from pyvrrpd.daemon.instance import Inbox, Packet, Reconfigure, SetFault, SetPriorityDelta, SyncMove, run_instance
 
 VIP = ipaddress.ip_address("198.51.100.100")
 
@@ -21,6 +21,7 @@ class Wire:
     def __init__(self, name: str, log: list, peers: dict):
         self.name, self.log, self.peers = name, log, peers
         self.muted = False
+        self.batches: list[int] = []  # len(log) at the end of each batch of actions
 
     async def apply(self, action) -> None:
         self.log.append((anyio.current_time(), self.name, action))
@@ -28,6 +29,9 @@ class Wire:
             for name, (inbox, src) in self.peers.items():
                 if name != self.name:
                     inbox.send_nowait(Packet(action.advert, self.peers[self.name][1]))
+
+    def flushed(self) -> None:
+        self.batches.append(len(self.log))
 
 
 def router(name: str, last_octet: int, priority: int) -> VirtualRouter:
@@ -135,3 +139,24 @@ async def test_fault_sources_deltas_and_reconfigure_go_through_the_inbox():
         assert d1.state is State.MASTER and d1.priority == 130 and d1.config is new
         assert [a.advert.priority for _, _, a in log if isinstance(a, SendAdvert)][-1] == 130
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_sync_moves_go_through_the_inbox_and_each_batch_ends_with_flushed():
+    log, inbox, d1, wire = alone()
+    d1 = VirtualRouter(replace(d1.config, sync_group=True))
+    async with anyio.create_task_group() as tg:
+        await tg.start(run_instance, d1, inbox, wire)
+        assert wire.batches == [len(log)]  # the initial state is one batch
+        await anyio.sleep(5)
+        assert d1.state is State.BACKUP and d1.wants_master  # its group has not agreed
+        inbox.put(SyncMove(State.MASTER))
+        await anyio.sleep(0.1)
+        assert d1.state is State.MASTER
+        claim = next(i for i, (_, _, a) in enumerate(log) if isinstance(a, ClaimAddresses))
+        assert any(b > claim for b in wire.batches)  # notified after the VIPs are set
+        inbox.put(SyncMove(State.BACKUP))
+        await anyio.sleep(0.1)
+        assert d1.state is State.BACKUP
+        tg.cancel_scope.cancel()
+    assert wire.batches[-1] == len(log)  # the stop too

@@ -142,6 +142,22 @@ class Lab:
             self._ip(["-n", ns, "addr", "add", f"{SUBNET4}.{host}/24", "dev", IFNAME])
             self._ip(["-n", ns, "addr", "add", f"{SUBNET6}:{host}/64", "dev", IFNAME, "nodad"])
 
+    def add_segment(self, ifname: str = "lan1", subnet4: str = "203.0.113") -> None:
+        """A second LAN: bridge `b-<ifname>` in the lan namespace and an interface `ifname` in every node,
+        with {subnet4}.H/24. It lives in the lab's namespaces, so it goes with them."""
+        if not (ifname.isalnum() and len(ifname) <= 8 and ifname != IFNAME) or subnet4 != "203.0.113":
+            raise LabError(f"bad segment {ifname!r} {subnet4!r}: a short name other than {IFNAME}, 203.0.113")
+        bridge = f"b-{ifname}"
+        self._ip(["-n", self.lan, "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0",
+                  "mcast_snooping", "0"])
+        self._ip(["-n", self.lan, "link", "set", bridge, "up"])
+        for node, host in self.nodes.items():
+            ns, port = self.ns(node), f"{ifname[:4]}-{node}"
+            self._ip(["-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns])
+            self._ip(["-n", self.lan, "link", "set", port, "master", bridge, "up"])
+            self._ip(["-n", ns, "link", "set", ifname, "up"])
+            self._ip(["-n", ns, "addr", "add", f"{subnet4}.{host}/24", "dev", ifname])
+
     def _add_namespace(self, ns: str) -> None:
         self._ip(["netns", "add", ns])
         self._created.append(ns)

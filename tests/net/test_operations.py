@@ -66,7 +66,7 @@ def test_systemd_status_metrics_and_dumps(lab, tmp_path):
                     args=("--control-socket", control, "--dump-dir", str(dumps)),
                     env={"NOTIFY_SOCKET": sd.path, "WATCHDOG_USEC": "400000"})
         ready = sd.wait("READY=1", timeout=10)
-        assert "STATUS=vrrp running, control running" in ready
+        assert "STATUS=notify running, trackers running, vrrp running, control running" in ready
         wait_master(lab, "d1", VIP4, V3.master_down() + MARGIN, d1)
 
         # pyvrrpd status, as an operator runs it (over the control socket, from outside the namespace)

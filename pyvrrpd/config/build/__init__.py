@@ -95,6 +95,11 @@ READERS: dict[str, object] = {
     "global_defs": global_defs.global_defs,
     "vrrp_instance": vrrp.instance_keyword,
     "vrrp_instance/authentication": vrrp.authentication_keyword,
+    "vrrp_sync_group": vrrp.sync_group_keyword,
+    "vrrp_script": scripts.vrrp_script,
+    "track_file": scripts.track_file,
+    "vrrp_track_file": scripts.track_file,
+    "vrrp_track_process": scripts.track_process,
 }
 
 #: Supported keywords read before the build, and where.

@@ -91,14 +91,9 @@ class LocalHost(Host):
 
     @_remembered
     def script_problem(self, argv0: str, user: str) -> str | None:
-        path = argv0
-        if "/" not in path:
-            for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
-                if d and os.path.isfile(os.path.join(d, path)):
-                    path = os.path.join(d, path)
-                    break
-            else:
-                return f"script {argv0} is not in PATH on this host"
+        path = find_script(argv0)
+        if path is None:
+            return f"script {argv0} is not in PATH on this host"
         try:
             st = os.stat(path)
         except OSError as e:
@@ -119,9 +114,7 @@ class LocalHost(Host):
         if not stat.S_ISREG(st.st_mode) or not executable:
             return f"script {argv0} is not executable by {user} on this host"
         if uid == 0:
-            unsafe = _unsafe_component(os.path.realpath(path))
-            if unsafe:
-                return f"unsafe permissions for script {argv0} run as root: {unsafe} is writable by non-root users"
+            return unsafe_script(argv0, path)
         return None
 
     @_remembered
@@ -133,6 +126,34 @@ class LocalHost(Host):
         except (OSError, UnicodeError):
             return False
         return True
+
+
+UNSAFE = "unsafe permissions for script"  # how unsafe_script's answer starts
+
+
+def find_script(argv0: str) -> str | None:
+    """argv0 itself if it has a '/', else where $PATH has it (None: nowhere)."""
+    if "/" in argv0:
+        return argv0
+    for d in os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        if d and os.path.isfile(os.path.join(d, argv0)):
+            return os.path.join(d, argv0)
+    return None
+
+
+def unsafe_script(argv0: str, path: str | None = None) -> str | None:
+    """keepalived's check for a script run as root: why a non-root user could change what runs (the first
+    component of its real path that is not root's or is group/world writable without the sticky bit), or
+    None. ``path`` is argv0 found in $PATH, if already known. With ``enable_script_security`` keepalived
+    (and pyvrrpd) refuse such a script."""
+    if path is None:
+        path = find_script(argv0)
+        if path is None:
+            return None
+    unsafe = _unsafe_component(os.path.realpath(path))
+    if unsafe is None:
+        return None
+    return f"{UNSAFE} {argv0} run as root: {unsafe} is writable by non-root users"
 
 
 def _unsafe_component(path: str) -> str | None:

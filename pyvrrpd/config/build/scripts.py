@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pyvrrpd.config import model as m
+from pyvrrpd.config.build.host import UNSAFE
 from pyvrrpd.config.build.state import Builder
 from pyvrrpd.config.build.values import (
     SECOND,
@@ -168,6 +169,8 @@ def script_checks(b: Builder) -> None:
     if b.host is not None:
         for use in b.script_uses:
             problem = b.host.script_problem(use.script.argv[0], use.user)
+            if problem is not None and b.script_security and problem.startswith(UNSAFE):
+                problem += "; enable_script_security is set, so the script is not run"
             if problem is not None:
                 b.r.host(use.script.span, problem)
     if b.script_security:

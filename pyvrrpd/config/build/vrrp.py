@@ -363,28 +363,33 @@ def sync_group(b: Builder, node: Node) -> None:
     if any(s.name == name for s in b.sync_drafts):
         r.warn(node.span, f"vrrp_sync_group {name} is already defined; this definition is ignored")
         return
-    owner = f"vrrp_sync_group {name}"
     s = _SyncDraft(name, node)
     for c in node.children:
-        k = c.keyword
-        if k == "group":
+        sync_group_keyword(b, s, c)
+    b.sync_drafts.append(s)
+
+
+def sync_group_keyword(b: Builder, s: _SyncDraft, c: Node) -> None:
+    """One keyword of a vrrp_sync_group block."""
+    r, k, owner = b.r, c.keyword, f"vrrp_sync_group {s.name}"
+    match k:
+        case "group":
             if s.members is not None:
                 r.warn(c.span, f"{owner}: group is already given; ignored")
-                continue
+                return
             s.members = block_words(c.items)
             if not s.members:
                 r.warn(c.end or c.span, f"{owner}: the group block is empty")
-        elif k in scripts.TRACK_KINDS:
+        case "track_interface" | "track_script" | "track_file" | "track_process" | "track_bfd":
             s.tracks += scripts.tracks(b, c, owner, scripts.TRACK_KINDS[k])
-        elif k in scripts.NOTIFY_FIELDS:
+        case "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify":
             scripts.notify_keyword(b, s.notify, c, owner)
-        elif k in ("smtp_alert", "notify_priority_changes"):
+        case "smtp_alert" | "notify_priority_changes":
             v = read_bool(r, c, f"{owner}: {k}")
             if v is not None:
                 s.kw[k] = v
-        elif k in ("sync_group_tracking_weight", "global_tracking"):
+        case "sync_group_tracking_weight" | "global_tracking":
             s.kw["tracking_weight"] = True
-    b.sync_drafts.append(s)
 
 
 def _resolve_sync_members(b: Builder) -> None:
