@@ -93,3 +93,56 @@ def test_open_without_ip_vs_is_a_clear_error():
             await port.close()
 
     anyio.run(main)
+
+
+class _Msg(dict):
+    def get(self, key, default=None):
+        return dict.get(self, key, default)
+
+
+class _GarbageSock:
+    """Answers a dump with messages a broken or newer kernel might send."""
+
+    def __init__(self, services, dests=()):
+        self.services, self.dests = services, dests
+
+    async def service(self, command, service=None):
+        return [_Msg({"IPVS_CMD_ATTR_SERVICE": {"attrs": a}}) for a in self.services]
+
+    async def dest(self, command, service, dest=None):
+        return [_Msg({"IPVS_CMD_ATTR_DEST": {"attrs": a}}) for a in self.dests]
+
+    def close(self):
+        pass
+
+
+GOOD_SVC = [("IPVS_SVC_ATTR_AF", socket.AF_INET), ("IPVS_SVC_ATTR_PROTOCOL", 6),
+            ("IPVS_SVC_ATTR_ADDR", "198.51.100.100"), ("IPVS_SVC_ATTR_PORT", 80)]
+
+
+@pytest.mark.parametrize(("services", "dests"), [
+    ([[("IPVS_SVC_ATTR_AF", 99)]], []),  # unknown family
+    ([[("IPVS_SVC_ATTR_AF", socket.AF_INET), ("IPVS_SVC_ATTR_ADDR", "not an address")]], []),
+    ([[("IPVS_SVC_ATTR_AF", socket.AF_INET)]], []),  # no address, no fwmark
+    ([[("garbage",)]], []),
+    ([GOOD_SVC], [[("IPVS_DEST_ATTR_PORT", 80)]]),  # a destination without an address
+    ([GOOD_SVC], [[("IPVS_DEST_ATTR_ADDR", b"\xff\x00")]]),
+])
+def test_a_garbage_dump_is_a_net_error(services, dests):
+    async def main():
+        with pytest.raises(NetError) as exc:
+            await ipvs.KernelIpvs(_GarbageSock(services, dests)).dump()
+        assert str(exc.value).startswith("ipvs dump")
+
+    anyio.run(main)
+
+
+def test_a_dump_without_optional_attributes_uses_defaults():
+    async def main():
+        table = await ipvs.KernelIpvs(_GarbageSock([GOOD_SVC], [[("IPVS_DEST_ATTR_ADDR", "203.0.113.11")]])).dump()
+        (svc,) = table.services.values()
+        assert (svc.scheduler, svc.netmask, svc.timeout) == ("", 0xFFFFFFFF, 0)
+        (dest,) = table.dests.values()
+        assert (str(dest.key), dest.weight, dest.fwd) == ("203.0.113.11:0", 0, 0)
+
+    anyio.run(main)
