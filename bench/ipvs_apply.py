@@ -39,7 +39,7 @@ def config_text(services: int, reals: int) -> str:
 
 def dest_count() -> int:
     with open("/proc/net/ip_vs") as f:
-        return sum(1 for line in f if line.startswith("  ->"))
+        return sum(1 for line in f if line.startswith("  ->") and "RemoteAddress" not in line)
 
 
 def wait_count(target: int, timeout: float) -> float | None:
@@ -103,6 +103,7 @@ def guest(out: Path, services: int, reals: int) -> None:
     subprocess.run(["modprobe", "ip_vs"], check=True)
     subprocess.run(["ipvsadm", "-C"], check=True)
     result = {"services": services, "reals_per_service": reals, "pyvrrpd": run_pyvrrpd(conf)}
+    (out / "result.json").write_text(json.dumps(result, indent=2))
     subprocess.run(["ipvsadm", "-C"], check=True)
     result["keepalived"] = run_keepalived(conf, out, services * reals)
     (out / "result.json").write_text(json.dumps(result, indent=2))

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 
 from pyvrrpd.config import model
 from pyvrrpd.lvs import diff as d
@@ -44,6 +45,8 @@ from pyvrrpd.observe import logs
 RESYNC_INTERVAL = 10.0  # seconds between full passes (dump + repair)
 RETRY_DELAY = 1.0  # first retry after a kernel error
 STOP_SECONDS = 30.0  # time box for removing what pyvrrpd owns on stop
+DUMP_SHARE = 50  # the resync interval is at least this many times the last dump's duration
+YIELD_EVERY = 64  # operations between two checkpoints (the kernel answers without blocking)
 ERROR_LOG_LIMIT = 20  # kernel errors logged per pass; the rest are counted
 
 
@@ -94,6 +97,7 @@ class LvsSubsystem:
         self._full_due = True
         self._next_retry = RETRY_DELAY
         self.last_error: str | None = None
+        self.dump_seconds = 0.0  # how long the last full dump took
         self.last_pass: float | None = None  # wall clock, for the snapshot
         self.events: list[dict] = []  # the last quorum changes, for the snapshot
 
@@ -170,13 +174,17 @@ class LvsSubsystem:
             },
             "last_error": self.last_error,
             "last_pass": self.last_pass,
+            "dump_seconds": round(self.dump_seconds, 6),
             "events": list(self.events),
         }
 
     # ------------------------------------------------------------------ passes
 
     def _next_wait(self) -> float:
-        return self._next_retry if self.last_error is not None else self.resync_interval
+        if self.last_error is not None:
+            return self._next_retry
+        # a huge table: full passes take at most ~2 % of the time
+        return max(self.resync_interval, DUMP_SHARE * self.dump_seconds)
 
     def _compute(self) -> t.Desired:
         cfg = self._config
@@ -203,8 +211,10 @@ class LvsSubsystem:
         self._wake = anyio.Event()
         want = self._compute()
         if full:
+            t0 = anyio.current_time()
             try:
                 dumped = await self._port.dump()
+                self.dump_seconds = anyio.current_time() - t0
             except NetError as exc:
                 self._error(exc, "dump")
                 self._backoff(had_error)
@@ -215,7 +225,8 @@ class LvsSubsystem:
         owned_s, owned_d = self._owned(want)
         ops = d.diff(want.table, self.actual, owned_s, owned_d)
         if full and self.counters.full_passes > 1:
-            repairs = [op for op in ops if op not in expected]
+            known = set(expected)
+            repairs = [op for op in ops if op not in known]
             for op in repairs:
                 self.log.warning(f"IPVS entry changed behind our back; repairing: {op}")
             self.counters.repairs += len(repairs)
@@ -237,7 +248,9 @@ class LvsSubsystem:
         assert self._port is not None
         failed = 0
         services, dests = dict(self.actual.services), dict(self.actual.dests)
-        for op in ops:
+        for i, op in enumerate(ops):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await anyio.lowlevel.checkpoint()  # a big table must not stall the checkers
             try:
                 await self._port.apply(op)
             except NetError as exc:
