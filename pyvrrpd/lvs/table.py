@@ -66,6 +66,15 @@ class ServiceKey:
     addr: IPAddress | None = None
     port: int = 0
     fwmark: int = 0
+    # IPv4Address.__hash__ formats a hex string: too slow for big tables; keys hash once
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        addr = None if self.addr is None else int(self.addr)
+        object.__setattr__(self, "_hash", hash((self.af, self.protocol, addr, self.port, self.fwmark)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:  # ipvsadm's words: "TCP 198.51.100.100:80", "FWM 1 IPv6"
         if self.fwmark:
@@ -93,6 +102,13 @@ class Service:
 class DestKey:
     addr: IPAddress
     port: int = 0
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((int(self.addr), self.addr.version, self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return _hostport(self.addr, self.port)
@@ -319,7 +335,7 @@ def desired(
         states = []
         weight_sum = 0
         for rs in vs.real_servers:
-            h = health.get(RsId(name, rs.address, rs.port or 0)) or initial_health(rs)
+            h = (health.get(RsId(name, rs.address, rs.port or 0)) if health else None) or initial_health(rs)
             w = effective_weight(rs, h)
             states.append((rs, h.up, w))
             if h.up:

@@ -10,6 +10,7 @@ codec; :mod:`pyvrrpd.lvs.ipvs` does the socket work.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
@@ -76,6 +77,7 @@ def netmask_bytes(af: int, netmask: int) -> bytes:
     return struct.pack("=I" if af == 6 else "!I", netmask & 0xFFFFFFFF)
 
 
+@functools.lru_cache(maxsize=4096)
 def service_key_attrs(key: ServiceKey) -> bytes:
     out = _u16(SVC_AF, AF_OF[key.af])
     if key.fwmark:
@@ -93,13 +95,18 @@ def service_attrs(svc: Service) -> bytes:
     return out
 
 
+@functools.lru_cache(maxsize=65536)
 def dest_key_attrs(key: DestKey) -> bytes:
     return _u16(DEST_ADDR_FAMILY, AF_OF[key.addr.version]) + _attr(DEST_ADDR, key.addr.packed) + _be16(DEST_PORT, key.port)
 
 
+_DEST_NUMBERS = struct.Struct("=HHIHHIHHIHHI")  # forwarding method, weight, thresholds: four u32 attributes
+
+
 def dest_attrs(dest: Destination) -> bytes:
-    out = (dest_key_attrs(dest.key) + _u32(DEST_FWD, dest.fwd) + _u32(DEST_WEIGHT, dest.weight)
-           + _u32(DEST_U_THRESH, dest.u_thresh) + _u32(DEST_L_THRESH, dest.l_thresh))
+    out = dest_key_attrs(dest.key) + _DEST_NUMBERS.pack(
+        8, DEST_FWD, dest.fwd, 8, DEST_WEIGHT, dest.weight, 8, DEST_U_THRESH, dest.u_thresh, 8, DEST_L_THRESH,
+        dest.l_thresh)
     if dest.tun_type:
         out += (_attr(DEST_TUN_TYPE, struct.pack("=B", dest.tun_type)) + _be16(DEST_TUN_PORT, dest.tun_port)
                 + _attr(DEST_TUN_FLAGS, struct.pack("=H", dest.tun_flags)))
