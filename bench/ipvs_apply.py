@@ -1,6 +1,6 @@
 """Time to program 1,000 virtual servers x 10 real servers into an empty IPVS table: pyvrrpd vs keepalived.
 
-    python bench/ipvs_apply.py [--services 1000] [--reals 10]     # on the host, as root: boots the VM
+    python bench/ipvs_apply.py [--services 1000] [--reals 10] [--runs 3]   # on the host, as root: boots the VM
 
 Runs inside the throw-away IPVS VM of the kernel tests (tests/kernel/vm.py; QEMU TCG, so absolute
 times are several times a real machine's; compare the two daemons, not the numbers with hardware).
@@ -97,25 +97,39 @@ def run_keepalived(conf: Path, out: Path, target: int) -> dict:
     return result
 
 
-def guest(out: Path, services: int, reals: int) -> None:
+def median(runs: list[dict], key: str) -> float | None:
+    values = sorted(r[key] for r in runs if r.get(key) is not None)
+    return values[len(values) // 2] if values else None
+
+
+def guest(out: Path, services: int, reals: int, runs: int) -> None:
     conf = out / "bench.conf"
     conf.write_text(config_text(services, reals))
     subprocess.run(["modprobe", "ip_vs"], check=True)
-    subprocess.run(["ipvsadm", "-C"], check=True)
-    result = {"services": services, "reals_per_service": reals, "pyvrrpd": run_pyvrrpd(conf)}
-    (out / "result.json").write_text(json.dumps(result, indent=2))
-    subprocess.run(["ipvsadm", "-C"], check=True)
-    result["keepalived"] = run_keepalived(conf, out, services * reals)
+    result: dict = {"services": services, "reals_per_service": reals, "runs": {"pyvrrpd": [], "keepalived": []}}
+    for _ in range(runs):  # alternate, so both see the same load on the machine
+        subprocess.run(["ipvsadm", "-C"], check=True)
+        result["runs"]["pyvrrpd"].append(run_pyvrrpd(conf))
+        subprocess.run(["ipvsadm", "-C"], check=True)
+        result["runs"]["keepalived"].append(run_keepalived(conf, out, services * reals))
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+    p, k = result["runs"]["pyvrrpd"], result["runs"]["keepalived"]
+    result["median"] = {
+        "pyvrrpd_program_s": median(p, "program_s"), "pyvrrpd_load_s": median(p, "load_s"),
+        "pyvrrpd_stop_s": median(p, "stop_s"),
+        "keepalived_program_s (from its start, incl. its config load)": median(k, "program_s"),
+        "keepalived_stop_s": median(k, "stop_s"),
+    }
     (out / "result.json").write_text(json.dumps(result, indent=2))
 
 
-def host(services: int, reals: int) -> int:
+def host(services: int, reals: int, runs: int) -> int:
     from tests.kernel.vm import run_in_vm
 
     out = Path("/tmp") / f"pyvrrpd-bench-ipvs-{os.getpid()}"
     py = ROOT / ".venv" / "bin" / "python"
     script = (f"export PYTHONDONTWRITEBYTECODE=1\n{py} {Path(__file__).resolve()} --guest {out} "
-              f"--services {services} --reals {reals} > {out}/guest.log 2>&1\n")
+              f"--services {services} --reals {reals} --runs {runs} > {out}/guest.log 2>&1\n")
     t0 = time.monotonic()
     proc = run_in_vm(script, out, timeout=1500)
     result_file = out / "result.json"
@@ -132,9 +146,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--reals", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--guest", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.guest:
-        guest(a.guest, a.services, a.reals)
+        guest(a.guest, a.services, a.reals, a.runs)
     else:
-        sys.exit(host(a.services, a.reals))
+        sys.exit(host(a.services, a.reals, a.runs))

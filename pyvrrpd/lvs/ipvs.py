@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno as _errno
 import itertools
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import anyio
@@ -45,6 +45,10 @@ class IpvsPort(Protocol):
     async def dump(self) -> Table: ...
 
     async def apply(self, op: d.Operation) -> None: ...
+
+    async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:
+        """Carry out ``ops`` in order; the error of each (None: done). A failure does not stop the rest."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -175,12 +179,32 @@ class KernelIpvs:
         return Table(services, dests)
 
     async def apply(self, op: d.Operation) -> None:
-        seq = next(self._seq)
+        (err,) = await self.apply_many([op])
+        if err is not None:
+            raise err
+
+    async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:
+        """All of ``ops`` in one datagram (the kernel carries out the messages of one datagram in order
+        and acknowledges each), then their acknowledgements."""
+        first = next(self._seq)
+        for _ in range(len(ops) - 1):
+            next(self._seq)
+        results: list[NetError | None] = [None] * len(ops)
         try:
-            await self._send(request(self.family, seq, op))
-            await self._answer(seq)
-        except (OSError, w.WireError, ValueError) as exc:
-            raise op_error(op, exc) from None
+            await self._send(b"".join(request(self.family, first + i, op) for i, op in enumerate(ops)))
+            pending = len(ops)
+            while pending:
+                for kind, _flags, seq, payload in w.messages(await self._recv()):
+                    i = seq - first
+                    if kind != w.NLMSG_ERROR or not 0 <= i < len(ops):
+                        continue  # an answer to an earlier request that gave up
+                    code = w.error_code(payload)
+                    if code:
+                        results[i] = op_error(ops[i], OSError(code, _errno.errorcode.get(code, str(code))))
+                    pending -= 1
+        except (OSError, w.WireError, ValueError) as exc:  # the socket failed: every unanswered one failed
+            return [r if r is not None else op_error(op, exc) for r, op in zip(results, ops)]
+        return results
 
 
 def _need(a: dict, kind: int):
@@ -223,6 +247,16 @@ class FakeIpvs:
         except d.OpError as exc:
             raise op_error(op, code=exc.errno) from None
         self.log.append(op)
+
+    async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:
+        results: list[NetError | None] = []
+        for op in ops:
+            try:
+                await self.apply(op)
+                results.append(None)
+            except NetError as exc:
+                results.append(exc)
+        return results
 
     async def close(self) -> None:
         self.closed = True

@@ -46,7 +46,7 @@ RESYNC_INTERVAL = 10.0  # seconds between full passes (dump + repair)
 RETRY_DELAY = 1.0  # first retry after a kernel error
 STOP_SECONDS = 30.0  # time box for removing what pyvrrpd owns on stop
 DUMP_SHARE = 50  # the resync interval is at least this many times the last dump's duration
-YIELD_EVERY = 64  # operations between two checkpoints (the kernel answers without blocking)
+BATCH = 64  # operations sent in one datagram, and between two checkpoints (the kernel answers at once)
 ERROR_LOG_LIMIT = 20  # kernel errors logged per pass; the rest are counted
 
 
@@ -248,27 +248,27 @@ class LvsSubsystem:
         assert self._port is not None
         failed = 0
         services, dests = dict(self.actual.services), dict(self.actual.dests)
-        for i, op in enumerate(ops):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
+        for start in range(0, len(ops), BATCH):
+            batch = ops[start:start + BATCH]
+            if start:
                 await anyio.lowlevel.checkpoint()  # a big table must not stall the checkers
-            try:
-                await self._port.apply(op)
-            except NetError as exc:
-                failed += 1
-                if failed <= ERROR_LOG_LIMIT:
-                    self._error(exc, why)
-                else:
-                    self.counters.errors += 1
-                continue
-            self.counters.operations += 1
-            kind = type(op).__name__
-            self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
-            try:
-                d.apply_one(services, dests, op)
-            except d.OpError:  # the cache was stale; the next full pass corrects it
-                self._full_due = True
-            if len(ops) <= 50:
-                self.log.info(str(op), reason=why)
+            for op, err in zip(batch, await self._port.apply_many(batch)):
+                if err is not None:
+                    failed += 1
+                    if failed <= ERROR_LOG_LIMIT:
+                        self._error(err, why)
+                    else:
+                        self.counters.errors += 1
+                    continue
+                self.counters.operations += 1
+                kind = type(op).__name__
+                self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
+                try:
+                    d.apply_one(services, dests, op)
+                except d.OpError:  # the cache was stale; the next full pass corrects it
+                    self._full_due = True
+                if len(ops) <= 50:
+                    self.log.info(str(op), reason=why)
         if len(ops) > 50:
             self.log.info(f"applied {len(ops) - failed} IPVS operations", reason=why, failed=failed)
         self.actual = t.Table(services, dests)

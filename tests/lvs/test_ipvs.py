@@ -207,3 +207,22 @@ def test_kernel_errors_become_net_errors_with_the_entry():
         peer.close()
 
     anyio.run(main)
+
+
+def test_apply_many_sends_one_datagram_and_matches_each_answer():
+    async def main():
+        acks = (_reply(2, 2, struct.pack("=i", -errno.ENOENT)) + _reply(77, 2, struct.pack("=i", 0))
+                + _reply(1, 2, struct.pack("=i", 0)) + _reply(3, 2, struct.pack("=i", 0)))
+        k, peer = _kernel_answering(acks)
+        ops = [d.AddService(SERVICES[0]), d.DelDest(S4, DESTS[0].key), d.AddDest(S4, DESTS[0])]
+        errs = await k.apply_many(ops)
+        assert errs[0] is None and errs[2] is None
+        assert errs[1].errno == errno.ENOENT and "203.0.113.11:80" in str(errs[1])
+        sent = w.messages(peer.recv(65536))
+        assert [seq for _, _, seq, _ in sent] == [1, 2, 3]  # all three in one datagram
+        peer.close()  # the 'kernel' is gone: every operation fails with a clear error
+        errs = await k.apply_many([d.Flush()])
+        assert errs[0] is not None and "flush" in str(errs[0])
+        await k.close()
+
+    anyio.run(main)

@@ -81,6 +81,13 @@ class Watched:
         missing = [line for line in self.must_stay if line not in now]
         assert not missing, f"after {op}: {missing} missing"
 
+    async def apply_many(self, ops):
+        results = []
+        for op in ops:  # one at a time, to look at the kernel's table after each
+            await self.apply(op)
+            results.append(None)
+        return results
+
     async def close(self):
         await self.port.close()
 
