@@ -70,16 +70,16 @@ def request(family: int, seq: int, op: d.Operation) -> bytes:
         case d.EditService(service=svc):
             return w.message(family, w.CMD_SET_SERVICE, req, seq, w.nest(w.ATTR_SERVICE, w.service_attrs(svc)))
         case d.DelService(key=key):
-            return w.message(family, w.CMD_DEL_SERVICE, req, seq, w.nest(w.ATTR_SERVICE, w.service_key_attrs(key)))
+            return w.message(family, w.CMD_DEL_SERVICE, req, seq, w.nested_service_key(key))
         case d.AddDest(service=key, dest=dest):
-            return w.message(family, w.CMD_NEW_DEST, create, seq, w.nest(w.ATTR_SERVICE, w.service_key_attrs(key))
-                             + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
+            return w.message(family, w.CMD_NEW_DEST, create, seq,
+                             w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
         case d.EditDest(service=key, dest=dest):
-            return w.message(family, w.CMD_SET_DEST, req, seq, w.nest(w.ATTR_SERVICE, w.service_key_attrs(key))
-                             + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
+            return w.message(family, w.CMD_SET_DEST, req, seq,
+                             w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
         case d.DelDest(service=key, key=dkey):
-            return w.message(family, w.CMD_DEL_DEST, req, seq, w.nest(w.ATTR_SERVICE, w.service_key_attrs(key))
-                             + w.nest(w.ATTR_DEST, w.dest_key_attrs(dkey)))
+            return w.message(family, w.CMD_DEL_DEST, req, seq,
+                             w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_key_attrs(dkey)))
         case d.Flush():
             return w.message(family, w.CMD_FLUSH, req, seq, b"")
     raise TypeError(f"not an IPVS operation: {op!r}")
@@ -171,7 +171,7 @@ class KernelIpvs:
             for i, key in enumerate(services):
                 if i % 64 == 63:
                     await anyio.lowlevel.checkpoint()  # a big table must not stall the event loop
-                for a in await self._dump(w.CMD_GET_DEST, w.nest(w.ATTR_SERVICE, w.service_key_attrs(key))):
+                for a in await self._dump(w.CMD_GET_DEST, w.nested_service_key(key)):
                     dest = w.decode_dest(w.attrs(_need(a, w.ATTR_DEST)), key.af)
                     dests[(key, dest.key)] = dest
         except (OSError, w.WireError, ValueError) as exc:

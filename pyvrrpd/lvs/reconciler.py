@@ -247,7 +247,7 @@ class LvsSubsystem:
     async def _apply(self, ops: list[d.Operation], why: str) -> bool:
         assert self._port is not None
         failed = 0
-        services, dests = dict(self.actual.services), dict(self.actual.dests)
+        done: list[d.Operation] = []
         for start in range(0, len(ops), BATCH):
             batch = ops[start:start + BATCH]
             if start:
@@ -260,21 +260,41 @@ class LvsSubsystem:
                     else:
                         self.counters.errors += 1
                     continue
-                self.counters.operations += 1
-                kind = type(op).__name__
-                self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
-                try:
-                    d.apply_one(services, dests, op)
-                except d.OpError:  # the cache was stale; the next full pass corrects it
-                    self._full_due = True
+                done.append(op)
                 if len(ops) <= 50:
                     self.log.info(str(op), reason=why)
         if len(ops) > 50:
             self.log.info(f"applied {len(ops) - failed} IPVS operations", reason=why, failed=failed)
-        self.actual = t.Table(services, dests)
+        self.counters.operations += len(done)
+        for op in done:
+            kind = type(op).__name__
+            self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
+        self.actual = self._after(done)
         if failed:
             self._full_due = True
         return not failed
+
+    def _after(self, done: list[d.Operation]) -> t.Table:
+        """The table the kernel holds now, from the one before and the operations it carried out."""
+        services, dests = dict(self.actual.services), dict(self.actual.dests)
+        removing = (d.DelService, d.DelDest, d.Flush)
+        first_removal = next((i for i, op in enumerate(done) if isinstance(op, removing)), len(done))
+        if any(not isinstance(op, removing) for op in done[first_removal:]):  # not diff()'s order: one by one
+            for op in done:
+                try:
+                    d.apply_one(services, dests, op)
+                except d.OpError:
+                    self._full_due = True
+            return t.Table(services, dests)
+        adds = done[:first_removal]
+        services.update((op.service.key, op.service) for op in adds if isinstance(op, (d.AddService, d.EditService)))
+        dests.update(((op.service, op.dest.key), op.dest) for op in adds if isinstance(op, (d.AddDest, d.EditDest)))
+        for op in done[first_removal:]:
+            try:
+                d.apply_one(services, dests, op)
+            except d.OpError:  # the cache was stale; the next full pass corrects it
+                self._full_due = True
+        return t.Table(services, dests)
 
     def _backoff(self, again: bool) -> None:
         self._next_retry = min(self._next_retry * 2, self.resync_interval) if again else self.retry_delay

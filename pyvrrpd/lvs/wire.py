@@ -77,7 +77,6 @@ def netmask_bytes(af: int, netmask: int) -> bytes:
     return struct.pack("=I" if af == 6 else "!I", netmask & 0xFFFFFFFF)
 
 
-@functools.lru_cache(maxsize=4096)
 def service_key_attrs(key: ServiceKey) -> bytes:
     out = _u16(SVC_AF, AF_OF[key.af])
     if key.fwmark:
@@ -95,9 +94,17 @@ def service_attrs(svc: Service) -> bytes:
     return out
 
 
-@functools.lru_cache(maxsize=65536)
+_DEST_KEY4 = struct.Struct("=HHH2xHH4sHHH2x")  # ADDR_FAMILY u16, ADDR 4 bytes, PORT be16 (padded)
+_DEST_KEY6 = struct.Struct("=HHH2xHH16sHHH2x")
+
+
 def dest_key_attrs(key: DestKey) -> bytes:
-    return _u16(DEST_ADDR_FAMILY, AF_OF[key.addr.version]) + _attr(DEST_ADDR, key.addr.packed) + _be16(DEST_PORT, key.port)
+    addr = key.addr
+    if addr.version == 4:
+        return _DEST_KEY4.pack(6, DEST_ADDR_FAMILY, socket.AF_INET, 8, DEST_ADDR, addr.packed, 6, DEST_PORT,
+                               socket.htons(key.port))
+    return _DEST_KEY6.pack(6, DEST_ADDR_FAMILY, socket.AF_INET6, 20, DEST_ADDR, addr.packed, 6, DEST_PORT,
+                           socket.htons(key.port))
 
 
 _DEST_NUMBERS = struct.Struct("=HHIHHIHHIHHI")  # forwarding method, weight, thresholds: four u32 attributes
@@ -115,6 +122,12 @@ def dest_attrs(dest: Destination) -> bytes:
 
 def nest(kind: int, payload: bytes) -> bytes:
     return _attr(kind, payload)
+
+
+@functools.lru_cache(maxsize=4096)
+def nested_service_key(key: ServiceKey) -> bytes:
+    """The SERVICE attribute naming a service, as destination commands and deletions send it."""
+    return _attr(ATTR_SERVICE, service_key_attrs(key))
 
 
 # --------------------------------------------------------------------------- decoding

@@ -244,3 +244,14 @@ async def test_set_health_before_start_and_for_unknown_servers_is_harmless(confi
         await tg.start(lvs.run)
         assert weights(fake) == {"203.0.113.12:80": 2}
         tg.cancel_scope.cancel()
+
+
+async def test_the_believed_table_follows_any_order_of_operations(config):
+    """What the subsystem believes the kernel holds, after operations in diff()'s order or any other."""
+    lvs = LvsSubsystem(config(CONF), port=FakeIpvs())
+    svc, dest = Service(VS, "rr"), Destination(R11, 1)
+    for ops in ([d.AddService(svc), d.AddDest(VS, dest), d.DelDest(VS, R11)],
+                [d.Flush(), d.AddService(svc), d.AddDest(VS, dest)],
+                [d.AddService(svc), d.DelService(VS), d.AddService(svc)]):
+        lvs.actual = Table()
+        assert lvs._after(ops) == d.apply(Table(), ops)
