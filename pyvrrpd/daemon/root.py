@@ -368,9 +368,19 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
     attracts traffic, and go after the VIPs on stop); the trackers (they get VRRP as their ``TrackSink``)
     and the control API (it reads ``Root.snapshot``) after it.
     """
-    from pyvrrpd.daemon.vrrp import Vrrp
+    subsystems: list[Subsystem] = []
+    if not args.vrrp:
+        if config.virtual_servers:
+            from pyvrrpd.daemon.lvs import Lvs
 
-    return [Vrrp(config, log)]
+            subsystems.append(Lvs(config, log))
+        elif args.checkers_only:
+            log.warning("-C/--check: no virtual_server in the configuration; no checker to run")
+    if not args.checkers_only:
+        from pyvrrpd.daemon.vrrp import Vrrp
+
+        subsystems.append(Vrrp(config, log))
+    return subsystems
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -380,9 +390,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_format, args.log_level)
     log = logs.get("pyvrrpd")
-    if args.checkers_only:
-        sys.stderr.write("pyvrrpd: -C/--check runs only the health-checker subsystem, which is not implemented "
-                         "yet; nothing to run\n")
+    if args.checkers_only and args.vrrp:
+        sys.stderr.write("pyvrrpd: -P/--vrrp and -C/--check exclude each other\n")
         return EXIT_FAILURE
     loaded = load_checked(args)
     if loaded.config is None or not loaded.ok:
