@@ -372,17 +372,28 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
       keepalived; they stop after VRRP has sent its priority-0 adverts;
     * VRRP.
 
-    Where the next ones go: the LVS checkers before VRRP (the IPVS table should be in place before a VIP
-    attracts traffic, and go after the VIPs on stop); the control API (it reads ``Root.snapshot``) last.
+    The LVS subsystem (checkers into the IPVS reconciler) comes first and stops last: the IPVS table is in
+    place before a VIP attracts traffic and goes after the VIPs; the control API (it reads
+    ``Root.snapshot``) is appended last by run_daemon.
     """
-    from pyvrrpd.daemon.notify import Notifier
-    from pyvrrpd.daemon.tracking import Trackers
-    from pyvrrpd.daemon.vrrp import Vrrp
+    subsystems: list[Subsystem] = []
+    if not args.vrrp:
+        if config.virtual_servers:
+            from pyvrrpd.daemon.lvs import Lvs
 
-    notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
-    vrrp = Vrrp(config, log, notify=notifier)
-    trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
-    return [notifier, trackers, vrrp]
+            subsystems.append(Lvs(config, log))  # the IPVS table is in place before a VIP attracts traffic
+        elif args.checkers_only:
+            log.warning("-C/--check: no virtual_server in the configuration; no checker to run")
+    if not args.checkers_only:
+        from pyvrrpd.daemon.notify import Notifier
+        from pyvrrpd.daemon.tracking import Trackers
+        from pyvrrpd.daemon.vrrp import Vrrp
+
+        notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
+        vrrp = Vrrp(config, log, notify=notifier)
+        trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
+        subsystems += [notifier, trackers, vrrp]
+    return subsystems
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -392,9 +403,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_format, args.log_level)
     log = logs.get("pyvrrpd")
-    if args.checkers_only:
-        sys.stderr.write("pyvrrpd: -C/--check runs only the health-checker subsystem, which is not implemented "
-                         "yet; nothing to run\n")
+    if args.checkers_only and args.vrrp:
+        sys.stderr.write("pyvrrpd: -P/--vrrp and -C/--check exclude each other\n")
         return EXIT_FAILURE
     loaded = load_checked(args)
     if loaded.config is None or not loaded.ok:

@@ -156,6 +156,10 @@ def _lvs(f: _Families, lvs: Mapping) -> None:
             if hist:
                 _histogram(f, "pyvrrpd_lvs_check_latency_seconds", "Check latency", labels, hist)
     f.counters("pyvrrpd_lvs", lvs.get("counters") or {}, {}, "LVS")
+    ipvs = lvs.get("ipvs") or {}
+    f.counters("pyvrrpd_lvs_ipvs", ipvs.get("counters") or {}, {}, "IPVS reconciler")
+    checkers = lvs.get("checkers") or {}
+    f.counters("pyvrrpd_lvs_checks", checkers.get("counters") or {}, {}, "Health checks")
 
 
 def _histogram(f: _Families, name: str, help_text: str, labels: Mapping[str, object], hist: Mapping) -> None:

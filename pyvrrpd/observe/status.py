@@ -86,8 +86,9 @@ def render(snap: Mapping) -> str:
         rows = []
         for vs in servers:
             for rs in vs.get("real_servers") or ():
+                ago = rs.get("last_check_ago")
                 rows.append((vs.get("name"), rs.get("name"), "up" if rs.get("up") else "DOWN", rs.get("weight"),
-                             rs.get("last_check")))
+                             None if ago is None else f"{ago:.1f} s ago"))
             if not vs.get("real_servers"):
                 rows.append((vs.get("name"), None, None, None, None))
         out += ["", "Virtual servers"] + _table(("VIRTUAL SERVER", "REAL SERVER", "HEALTH", "WEIGHT", "LAST CHECK"),

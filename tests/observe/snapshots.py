@@ -25,7 +25,7 @@ SNAPSHOT = {
     },
     "lvs": {"virtual_servers": [
         {"name": "[198.51.100.100]:tcp:80", "quorum_up": True, "real_servers": [
-            {"name": "[203.0.113.11]:tcp:80", "up": True, "weight": 1, "last_check": 1796458499.0,
+            {"name": "[203.0.113.11]:tcp:80", "up": True, "weight": 1, "last_check_ago": 1.5,
              "counters": {"checks": 10, "failures": {"timeout": 1}},
              "check_latency": {"buckets": {"0.005": 3, "0.05": 6, "1.0": 1}, "sum": 0.21, "count": 10}},
             {"name": "[203.0.113.12]:tcp:80", "up": False, "weight": 0},

@@ -1,0 +1,116 @@
+"""The LVS subsystem of the daemon root: the health checkers feeding the IPVS reconciler.
+
+    checkers (pyvrrpd.checkers)  --set_health(RealServerKey)-->  this module  --set_health(RsId)-->
+    IPVS reconciler (pyvrrpd.lvs.reconciler)  --netlink-->  the kernel's IPVS table
+
+keepalived runs these two as its checker process (``-C``); pyvrrpd runs them as one subsystem, so ``-C``
+runs exactly this and ``-P`` leaves it out. The reconciler starts first (it adopts the kernel's table
+before any health is known), then the checkers; both stop together, the reconciler removing what it owns
+(shielded) unless ``lvs_flush_on_stop``/keep-on-stop say otherwise.
+
+This module is the only place that knows both sides' names for a real server: the checkers call it
+``RealServerKey(vs label, address, port)``, the reconciler ``RsId(vs name, address, port)``; both are made
+from the same config in the same order, so one zip maps them. notify_up/notify_down scripts run here,
+never blocking a check, each killed at its timeout.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_label
+from pyvrrpd.checkers.scheduler import Checkers
+from pyvrrpd.config import model
+from pyvrrpd.daemon.scripts import ScriptRunner, command_from_config
+from pyvrrpd.lvs import table as t
+from pyvrrpd.lvs.ipvs import IpvsPort
+from pyvrrpd.lvs.reconciler import LvsSubsystem
+
+NOTIFY_SECONDS = 30.0  # a notify_up/notify_down script still running after this is killed
+
+
+def key_map(config: model.Config) -> dict[RealServerKey, t.RsId]:
+    """The checkers' key of every real server → the reconciler's id of the same real server."""
+    ids = [rs for rs, _, _ in t.rs_ids(config.virtual_servers)]
+    keys = [key for _, _, key in real_server_keys(config)]
+    return dict(zip(keys, ids, strict=True))
+
+
+class Lvs:
+    """The daemon root's ``lvs`` subsystem (run / reconfigure / snapshot), and the checkers' HealthSink."""
+
+    name = "lvs"
+
+    def __init__(self, config: model.Config, log, *, port: IpvsPort | None = None,
+                 release_on_stop: bool = True) -> None:
+        self.config = config
+        self.log = log.bind(subsystem=self.name)
+        self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop)
+        self.checkers = Checkers(config, self, log=self.log)
+        self._keys = key_map(config)
+        self._tg = None
+        self.scripts = ScriptRunner()
+
+    # -- the checkers' HealthSink ----------------------------------------------------------------
+
+    def set_health(self, rs: RealServerKey, up: bool, weight: int | None = None) -> None:
+        rid = self._keys.get(rs)
+        if rid is not None:  # else a real server of a config being replaced
+            self.ipvs.set_health(rid, up, weight)
+
+    def notify(self, event: RealServerEvent) -> None:
+        verb = "up" if event.up else "down"
+        self.log.info(f"{'Adding' if event.up else 'Removing'} service {rs_label(event.key.address, event.key.port)} "
+                      f"{'to' if event.up else 'from'} VS {event.key.vs}", reason=event.reason, health=verb)
+        if event.script is not None and self._tg is not None:
+            self._tg.start_soon(self._run_script, event, name=f"notify_{verb} {event.key}")
+
+    async def _run_script(self, event: RealServerEvent) -> None:
+        command = command_from_config(event.script, self.config.global_defs)
+        outcome = await self.scripts.run_command(command, timeout=NOTIFY_SECONDS)
+        if not outcome.ok:
+            self.log.warning(f"notify_{'up' if event.up else 'down'} script for {event.key} {outcome.describe()}",
+                             output=outcome.output_text())
+
+    # -- the subsystem life cycle ----------------------------------------------------------------
+
+    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(self.ipvs.run, name="IPVS reconciler")
+            await tg.start(self.checkers.run, name="checkers")
+            task_status.started()
+
+    async def reconfigure(self, config: model.Config) -> str | None:
+        """The reconciler keeps the kernel's entries and the health of unchanged real servers; the checkers
+        keep the state of unchanged checks (a failed real server is not re-added by a reload)."""
+        self.config = config
+        self._keys = key_map(config)
+        why = await self.ipvs.reconfigure(config)
+        return why or await self.checkers.reconfigure(config)
+
+    def snapshot(self) -> dict:
+        ipvs, checkers = self.ipvs.snapshot(), self.checkers.snapshot()
+        return {"virtual_servers": self._virtual_servers(checkers), "ipvs": ipvs, "checkers": checkers,
+                "counters": {f"notify_{k}": n for k, n in self.scripts.counters.items()}}
+
+    def _virtual_servers(self, checkers: dict) -> list[dict]:
+        """One entry per virtual_server, in the shape the status table and /metrics render."""
+        quorum = self.ipvs.quorum or {}
+        ago: dict[str, float] = {}  # seconds since a check of the real server last completed
+        for probe in checkers.get("probes", ()):
+            for user in probe.get("real_servers", ()):
+                if probe.get("last_completed_ago") is not None:
+                    ago[user] = min(ago.get(user, float("inf")), probe["last_completed_ago"])
+        out: dict[str, dict] = {}
+        for vs, rs, key in real_server_keys(self.config):
+            entry = out.setdefault(key.vs, {"name": key.vs, "quorum_up": quorum.get(t.vs_name(vs), True),
+                                            "real_servers": []})
+            health = self.ipvs.health.get(self._keys[key])
+            entry["real_servers"].append({
+                "name": rs_label(key.address, key.port),
+                "up": None if health is None else health.up,
+                "weight": rs.weight if health is None or health.weight is None else health.weight,
+                "last_check_ago": ago.get(str(key)),
+            })
+        return list(out.values())

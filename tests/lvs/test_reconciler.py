@@ -1,0 +1,257 @@
+"""The LVS subsystem against the in-memory IPVS table, under trio's autojump clock."""
+
+from __future__ import annotations
+
+import errno
+from ipaddress import ip_address
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from pyvrrpd.lvs import diff as d
+from pyvrrpd.lvs import table as t
+from pyvrrpd.lvs.ipvs import FakeIpvs
+from pyvrrpd.lvs.reconciler import LvsSubsystem
+from pyvrrpd.lvs.table import Destination, DestKey, Service, ServiceKey, Table
+from pyvrrpd.net.errors import NetError
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+CONF = """
+virtual_server 198.51.100.100 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    quorum 2
+    quorum_down "/bin/true down"
+    sorry_server 203.0.113.99 80
+    real_server 203.0.113.11 80 { weight 1
+        TCP_CHECK { } }
+    real_server 203.0.113.12 80 { weight 2
+        inhibit_on_failure
+        TCP_CHECK { } }
+}
+"""
+PLAIN = CONF.replace("quorum 2\n", "").replace("    sorry_server 203.0.113.99 80\n", "")
+VS = ServiceKey(4, 6, ip_address("198.51.100.100"), 80)
+FOREIGN = ServiceKey(4, 6, ip_address("198.51.100.200"), 443)
+R11, R12, R13, SORRY = (DestKey(ip_address(f"203.0.113.{i}"), 80) for i in (11, 12, 13, 99))
+VS_NAME = "TCP 198.51.100.100:80"
+ID11, ID12 = t.RsId(VS_NAME, R11.addr, 80), t.RsId(VS_NAME, R12.addr, 80)
+
+
+def weights(fake: FakeIpvs, key: ServiceKey = VS) -> dict[str, int]:
+    return {str(dk): x.weight for (sk, dk), x in fake.dests.items() if sk == key}
+
+
+async def started(tg, lvs):
+    await tg.start(lvs.run)
+
+
+async def test_start_programs_the_table_before_reporting_ready(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert fake.services == {VS: Service(VS, "rr")}
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 2}
+        snap = lvs.snapshot()
+        assert snap["services"] == 1 and snap["destinations"] == 2 and snap["quorum"] == {VS_NAME: True}
+        tg.cancel_scope.cancel()
+    assert fake.services == {} and fake.closed  # removed on stop
+
+
+async def test_adopts_an_existing_table_without_removing_anything(config):
+    have = Table({VS: Service(VS, "rr")}, {(VS, R11): Destination(R11, 1), (VS, R12): Destination(R12, 5)})
+    fake = FakeIpvs(have)
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert fake.log == [d.EditDest(VS, Destination(R12, 2))]  # one in-place edit, nothing else
+        tg.cancel_scope.cancel()
+
+
+async def test_health_changes_are_single_operations(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        fake.log.clear()
+        lvs.set_health(ID12, False)  # inhibit_on_failure: weight 0, kept
+        await anyio.sleep(0.01)
+        assert fake.log == [d.EditDest(VS, Destination(R12, 0))]
+        lvs.set_health(ID12, True, weight=7)  # misc_dynamic
+        await anyio.sleep(0.01)
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 7}
+        lvs.set_health(ID11, False)  # removed
+        await anyio.sleep(0.01)
+        assert weights(fake) == {"203.0.113.12:80": 7}
+        lvs.set_health(ID11, False)  # no change, nothing to do
+        assert lvs.counters.health_updates == 3
+        tg.cancel_scope.cancel()
+
+
+async def test_quorum_lost_sorry_server_and_event(config):
+    fake = FakeIpvs()
+    seen = []
+    lvs = LvsSubsystem(config(CONF), port=fake, on_event=seen.append)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        lvs.set_health(ID11, False)
+        lvs.set_health(ID12, False)
+        await anyio.sleep(0.01)
+        assert weights(fake) == {"203.0.113.12:80": 0, "203.0.113.99:80": 1}
+        assert [(e.vs, e.up, e.script.argv) for e in seen] == [(VS_NAME, False, ("/bin/true", "down"))]
+        assert lvs.snapshot()["events"][0]["text"].startswith("Lost quorum")
+        tg.cancel_scope.cancel()
+
+
+async def test_entry_deleted_behind_its_back_is_restored_at_the_next_pass(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake, resync_interval=5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        del fake.dests[(VS, R11)]  # ipvsadm -d
+        fake.dests[(VS, R12)] = Destination(R12, 50)  # ipvsadm -e
+        fake.log.clear()
+        await anyio.sleep(5.5)
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 2}
+        assert sorted(map(str, fake.log)) == ["add 203.0.113.11:80 Masq 1 to TCP 198.51.100.100:80",
+                                              "edit 203.0.113.12:80 Masq 2 of TCP 198.51.100.100:80"]
+        assert lvs.counters.repairs == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_foreign_entries_are_never_touched(config):
+    foreign = Table({VS: Service(VS, "rr"), FOREIGN: Service(FOREIGN, "sh")},
+                    {(VS, R13): Destination(R13, 9), (FOREIGN, R11): Destination(R11, 3)})
+    fake = FakeIpvs(foreign)
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert weights(fake) == {"203.0.113.13:80": 9, "203.0.113.11:80": 1, "203.0.113.12:80": 2}
+        tg.cancel_scope.cancel()
+    # on stop: our destinations go; the service stays for the foreign one; the foreign service stays
+    assert fake.table == Table({VS: Service(VS, "rr"), FOREIGN: Service(FOREIGN, "sh")},
+                               {(VS, R13): Destination(R13, 9), (FOREIGN, R11): Destination(R11, 3)})
+
+
+async def test_release_on_stop_false_keeps_the_table(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(CONF), port=fake, release_on_stop=False)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        tg.cancel_scope.cancel()
+    assert len(fake.dests) == 2
+
+
+async def test_lvs_flush_at_start_and_flush_on_stop(config):
+    fake = FakeIpvs(Table({FOREIGN: Service(FOREIGN, "sh")}))
+    cfg = config("global_defs {\nlvs_flush\nlvs_flush_on_stop\n}\n" + CONF)
+    lvs = LvsSubsystem(cfg, port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert fake.log[0] == d.Flush() and FOREIGN not in fake.services
+        fake.services[FOREIGN] = Service(FOREIGN, "sh")
+        tg.cancel_scope.cancel()
+    assert fake.log[-1] == d.Flush() and fake.services == {}
+
+
+async def test_kernel_errors_are_counted_and_retried(config):
+    failures = {"left": 3}
+
+    def fail(op):
+        if isinstance(op, d.AddDest) and failures["left"]:
+            failures["left"] -= 1
+            return errno.ENOMEM
+        return None
+
+    fake = FakeIpvs(fail=fail)
+    lvs = LvsSubsystem(config(CONF), port=fake, retry_delay=1, resync_interval=30)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert lvs.counters.errors == 2 and "Cannot allocate memory (ENOMEM)" in lvs.snapshot()["last_error"]
+        await anyio.sleep(1.5)  # first retry: one more failure
+        assert lvs.counters.errors == 3 and len(fake.dests) == 1
+        await anyio.sleep(2.5)  # second retry, 2 s later: done
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 2}
+        assert lvs.snapshot()["last_error"] is None
+        tg.cancel_scope.cancel()
+
+
+async def test_dump_failure_is_not_fatal(config):
+    fake = FakeIpvs()
+    calls = {"n": 0}
+    real_dump = fake.dump
+
+    async def flaky_dump():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise NetError("ipvs dump", errno=errno.EBUSY)
+        return await real_dump()
+
+    fake.dump = flaky_dump
+    lvs = LvsSubsystem(config(CONF), port=fake, retry_delay=1)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert fake.dests == {} and lvs.counters.errors == 1
+        await anyio.sleep(1.5)
+        assert len(fake.dests) == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_reconfigure_removes_what_is_gone_and_adds_what_is_new(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    new = CONF.replace("198.51.100.100 80", "198.51.100.101 80").replace("real_server 203.0.113.12", "real_server 203.0.113.13")
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        lvs.set_health(ID11, False)
+        assert await lvs.reconfigure(config(new)) is None
+        await anyio.sleep(0.01)
+        new_vs = ServiceKey(4, 6, ip_address("198.51.100.101"), 80)
+        assert list(fake.services) == [new_vs]
+        assert weights(fake, new_vs) == {"203.0.113.11:80": 1, "203.0.113.13:80": 2}
+        assert lvs.health == {}  # health of real servers of the old config is dropped
+        tg.cancel_scope.cancel()
+    assert fake.services == {}
+
+
+async def test_no_ip_vs_falls_back_to_the_in_memory_table(config):
+    async def no_ipvs():
+        raise NetError("open IPVS generic netlink", errno=errno.ENOENT, detail="IPVS unavailable")
+
+    lvs = LvsSubsystem(config(CONF), open_port=no_ipvs)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert lvs.snapshot()["kernel"] is False and lvs.snapshot()["destinations"] == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_set_health_before_start_and_for_unknown_servers_is_harmless(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    lvs.set_health(ID11, False)
+    lvs.set_health(t.RsId("TCP 198.51.100.7:80", R11.addr, 80), False)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert weights(fake) == {"203.0.113.12:80": 2}
+        tg.cancel_scope.cancel()
+
+
+async def test_the_believed_table_follows_any_order_of_operations(config):
+    """What the subsystem believes the kernel holds, after operations in diff()'s order or any other."""
+    lvs = LvsSubsystem(config(CONF), port=FakeIpvs())
+    svc, dest = Service(VS, "rr"), Destination(R11, 1)
+    for ops in ([d.AddService(svc), d.AddDest(VS, dest), d.DelDest(VS, R11)],
+                [d.Flush(), d.AddService(svc), d.AddDest(VS, dest)],
+                [d.AddService(svc), d.DelService(VS), d.AddService(svc)]):
+        lvs.actual = Table()
+        assert lvs._after(ops) == d.apply(Table(), ops)
