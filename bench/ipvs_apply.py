@@ -42,6 +42,19 @@ def dest_count() -> int:
         return sum(1 for line in f if line.startswith("  ->") and "RemoteAddress" not in line)
 
 
+def cpu_seconds(out: Path) -> float:
+    """user + system CPU of keepalived's two processes so far."""
+    total = 0.0
+    for name in ("ka.pid", "ka-check.pid"):
+        try:
+            pid = int((out / name).read_text())
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def wait_count(target: int, timeout: float) -> float | None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -67,16 +80,18 @@ def run_pyvrrpd(conf: Path) -> dict:
 
     async def main():
         async with anyio.create_task_group() as tg:
-            t1 = time.monotonic()
+            t1, c1 = time.monotonic(), time.process_time()
             await tg.start(lvs.run)
             times["program"] = time.monotonic() - t1
+            times["cpu"] = time.process_time() - c1
             times["dests"] = dest_count()
             t2 = time.monotonic()
             tg.cancel_scope.cancel()
         times["stop"] = time.monotonic() - t2
 
     asyncio.run(main())
-    return {"load_s": round(t_load, 3), "program_s": round(times["program"], 3), "stop_s": round(times["stop"], 3),
+    return {"load_s": round(t_load, 3), "program_s": round(times["program"], 3), "program_cpu_s": round(times["cpu"], 3),
+            "stop_s": round(times["stop"], 3),
             "dests": times["dests"], "operations": lvs.counters.operations, "errors": lvs.counters.errors,
             "left_after_stop": dest_count()}
 
@@ -87,7 +102,8 @@ def run_keepalived(conf: Path, out: Path, target: int) -> dict:
     proc = subprocess.Popen(["keepalived", "-n", "-D", "-C", "-f", str(conf), "-p", str(out / "ka.pid"),
                              "-c", str(out / "ka-check.pid")], stdout=log, stderr=subprocess.STDOUT)
     done = wait_count(target, 600)
-    result = {"program_s": None if done is None else round(done - t0, 3), "dests": dest_count()}
+    result = {"program_s": None if done is None else round(done - t0, 3), "dests": dest_count(),
+              "cpu_s (both processes, incl. config load)": round(cpu_seconds(out), 3)}
     t1 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(300)
@@ -115,9 +131,11 @@ def guest(out: Path, services: int, reals: int, runs: int) -> None:
         (out / "result.json").write_text(json.dumps(result, indent=2))
     p, k = result["runs"]["pyvrrpd"], result["runs"]["keepalived"]
     result["median"] = {
-        "pyvrrpd_program_s": median(p, "program_s"), "pyvrrpd_load_s": median(p, "load_s"),
+        "pyvrrpd_program_s": median(p, "program_s"), "pyvrrpd_program_cpu_s": median(p, "program_cpu_s"),
+        "pyvrrpd_load_s": median(p, "load_s"),
         "pyvrrpd_stop_s": median(p, "stop_s"),
         "keepalived_program_s (from its start, incl. its config load)": median(k, "program_s"),
+        "keepalived_cpu_s (both processes, incl. config load)": median(k, "cpu_s (both processes, incl. config load)"),
         "keepalived_stop_s": median(k, "stop_s"),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))

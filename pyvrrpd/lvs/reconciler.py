@@ -89,6 +89,7 @@ class LvsSubsystem:
         self.log = logs.get("pyvrrpd.lvs")
         self.counters = Counters()
         self.health: dict[t.RsId, t.RsHealth] = {}
+        self._memo: dict = {}  # table.desired()'s, for the current config
         self.quorum: dict[str, bool] | None = None
         self.actual = t.Table()  # what the kernel is believed to hold
         self.desired = t.desired((), (), {})
@@ -150,6 +151,7 @@ class LvsSubsystem:
         (health, quorum states and the kernel's entries carry over)."""
         old = self.desired
         self._config = config
+        self._memo = {}
         names = {rs for rs, _, _ in t.rs_ids(config.virtual_servers)}
         self.health = {k: v for k, v in self.health.items() if k in names}
         self._old_owned[0].update(old.owned_services)
@@ -188,7 +190,7 @@ class LvsSubsystem:
 
     def _compute(self) -> t.Desired:
         cfg = self._config
-        want = t.desired(cfg.virtual_servers, cfg.virtual_server_groups, self.health, self.quorum)
+        want = t.desired(cfg.virtual_servers, cfg.virtual_server_groups, self.health, self.quorum, self._memo)
         self.quorum = dict(want.quorum)
         for ev in want.events:
             self.counters.quorum_changes += 1
@@ -219,7 +221,8 @@ class LvsSubsystem:
                 self._error(exc, "dump")
                 self._backoff(had_error)
                 return
-            expected = d.diff(want.table, self.actual, *self._owned(want))
+            # what a pass would do if the kernel held what we believe: the rest is a repair
+            expected = d.diff(want.table, self.actual, *self._owned(want)) if self.counters.full_passes else []
             self.actual = dumped
             self.counters.full_passes += 1
         owned_s, owned_d = self._owned(want)

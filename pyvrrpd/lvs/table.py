@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyvrrpd.config import model as m
 
@@ -307,73 +307,106 @@ def effective_weight(rs: m.RealServer, health: RsHealth) -> int:
     return max(0, min(weight, 65535))
 
 
+@dataclass(slots=True)
+class _Static:
+    """What a virtual server contributes whatever the health: computed once per config (see ``memo``)."""
+
+    vs: m.VirtualServer
+    name: str
+    keys: list[ServiceKey]
+    services: list[Service]
+    real: list[tuple[m.RealServer, RsId, Destination]]  # with the configured weight
+    sorry_on: Destination | None
+    sorry_off: Destination | None
+    owned_dests: list[tuple[ServiceKey, DestKey]]
+
+
+def _static(vs: m.VirtualServer, groups: Mapping[str, m.VirtualServerGroup]) -> _Static:
+    name = vs_name(vs)
+    keys = service_keys(vs, groups)
+    real = [(rs, RsId(name, rs.address, rs.port or 0), destination(rs, rs.weight)) for rs in vs.real_servers]
+    dest_keys = [dest.key for _, _, dest in real]
+    sorry_on = sorry_off = None
+    if vs.sorry_server is not None:
+        sorry_on, sorry_off = destination(vs.sorry_server, SORRY_WEIGHT), destination(vs.sorry_server, 0)
+        dest_keys.append(sorry_on.key)
+    return _Static(vs, name, keys, [service_attrs(vs, key) for key in keys], real, sorry_on, sorry_off,
+                   [(key, dk) for key in keys for dk in dest_keys])
+
+
 def desired(
     config_vss: Iterable[m.VirtualServer],
     groups: Mapping[str, m.VirtualServerGroup] | Iterable[m.VirtualServerGroup],
     health: Mapping[RsId, RsHealth],
     quorum: Mapping[str, bool] | None = None,
+    memo: dict | None = None,
 ) -> Desired:
     """The IPVS table for these virtual servers given each real server's health.
 
     ``quorum`` is the previous result's ``quorum`` (None at start): the hysteresis needs it.
-    A real server missing from ``health`` has its :func:`initial_health`.
+    A real server missing from ``health`` has its :func:`initial_health`. ``memo``, a dict the caller
+    keeps for as long as the config does, saves what does not depend on health between calls.
     """
     if not isinstance(groups, Mapping):
         groups = {g.name: g for g in groups}
+    memo = {} if memo is None else memo
     services: dict[ServiceKey, Service] = {}
     dests: dict[tuple[ServiceKey, DestKey], Destination] = {}
     new_quorum: dict[str, bool] = {}
     events: list[QuorumChange] = []
-    owned_services: set[ServiceKey] = set()
-    owned_dests: set[tuple[ServiceKey, DestKey]] = set()
-
+    statics = []
     for vs in config_vss:
-        name = vs_name(vs)
-        keys = service_keys(vs, groups)
-        if not keys:
-            continue
+        st = memo.get(id(vs))
+        if st is None or st.vs is not vs:
+            st = memo[id(vs)] = _static(vs, groups)
+        if st.keys:
+            statics.append(st)
+    owned = memo.get("owned")
+    if owned is None or owned[0] != [id(st) for st in statics]:
+        owned = memo["owned"] = ([id(st) for st in statics], frozenset(k for st in statics for k in st.keys),
+                                 frozenset(k for st in statics for k in st.owned_dests))
+
+    for st in statics:
+        vs, name = st.vs, st.name
         states = []
         weight_sum = 0
-        for rs in vs.real_servers:
-            h = (health.get(RsId(name, rs.address, rs.port or 0)) if health else None) or initial_health(rs)
-            w = effective_weight(rs, h)
-            states.append((rs, h.up, w))
-            if h.up:
+        for rs, rid, dest in st.real:
+            h = health.get(rid) if health else None
+            if h is None:
+                up, w = not any(_alpha(ck) for ck in rs.checkers), dest.weight
+            else:
+                up = h.up
+                w = dest.weight if h.weight is None else effective_weight(rs, h)
+                if w != dest.weight:
+                    dest = replace(dest, weight=w)
+            states.append((rs, up, dest))
+            if up:
                 weight_sum += w
 
         up, event = _quorum(vs, name, weight_sum, None if quorum is None else quorum.get(name))
         new_quorum[name] = up
         if event is not None:
             events.append(event)
-        sorry_active = vs.sorry_server is not None and not up
+        sorry_active = st.sorry_on is not None and not up
 
         vs_dests: dict[DestKey, Destination] = {}
-        for rs, alive, w in states:
+        for rs, alive, dest in states:
             if alive and not sorry_active:
-                d = destination(rs, w)
+                vs_dests[dest.key] = dest
             elif rs.inhibit_on_failure:
-                d = destination(rs, 0)
-            else:
-                continue
-            vs_dests[d.key] = d
-        dest_keys = {DestKey(rs.address, rs.port or 0) for rs in vs.real_servers}
-        sorry = vs.sorry_server
-        if sorry is not None:
-            d = destination(sorry, SORRY_WEIGHT if sorry_active else 0)
-            dest_keys.add(d.key)
-            if sorry_active or (sorry.inhibit and d.key not in vs_dests):
-                vs_dests[d.key] = d
+                vs_dests[dest.key] = replace(dest, weight=0)
+        if st.sorry_on is not None and st.sorry_off is not None:
+            if sorry_active:
+                vs_dests[st.sorry_on.key] = st.sorry_on
+            elif vs.sorry_server is not None and vs.sorry_server.inhibit and st.sorry_off.key not in vs_dests:
+                vs_dests[st.sorry_off.key] = st.sorry_off
 
-        for key in keys:
-            owned_services.add(key)
-            owned_dests.update((key, dk) for dk in dest_keys)
-            if key not in services:  # a service two virtual servers make: the first one's attributes
-                services[key] = service_attrs(vs, key)
-            for dk, d in vs_dests.items():
-                dests[(key, dk)] = d
+        for key, svc in zip(st.keys, st.services):
+            services.setdefault(key, svc)  # a service two virtual servers make: the first one's attributes
+            for dk, dest in vs_dests.items():
+                dests[(key, dk)] = dest
 
-    return Desired(Table(services, dests), new_quorum, tuple(events), frozenset(owned_services),
-                   frozenset(owned_dests))
+    return Desired(Table(services, dests), new_quorum, tuple(events), owned[1], owned[2])
 
 
 def _quorum(vs: m.VirtualServer, name: str, weight_sum: int, was_up: bool | None) -> tuple[bool, QuorumChange | None]:
