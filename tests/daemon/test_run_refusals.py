@@ -71,10 +71,9 @@ def test_ah_authentication_is_refused(tmp_path):
     assert result.stderr.endswith("; not starting\n")
 
 
-def test_checker_subsystem_alone_is_not_implemented_yet(tmp_path):
+def test_vrrp_only_and_checkers_only_exclude_each_other(tmp_path):
     conf = tmp_path / "ok.conf"
     conf.write_text(ROUTE.replace(" realms 5", ""))
-    result = run(conf, "-C")
+    result = run(conf, "-C", "-P")
     assert result.returncode == 1
-    assert result.stderr == ("pyvrrpd: -C/--check runs only the health-checker subsystem, which is not "
-                             "implemented yet; nothing to run\n")
+    assert result.stderr == "pyvrrpd: -P/--vrrp and -C/--check exclude each other\n"
