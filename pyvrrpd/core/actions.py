@@ -69,6 +69,7 @@ class NoticeKind(enum.StrEnum):
     BOTH_OWNERS = "both_owners"  # two routers configured with priority 255
     PREEMPT_DELAY_STARTED = "preempt_delay_started"
     PREEMPT_DELAY_STOPPED = "preempt_delay_stopped"
+    RIVAL_MASTER = "rival_master"  # an advert from another router while we are master (split brain?)
 
 
 class AdvertReason(enum.StrEnum):

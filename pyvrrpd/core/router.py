@@ -398,12 +398,16 @@ class VirtualRouter:
         if self._state is not State.BACKUP and self._state is not State.MASTER:
             self._discard(Discard.NOT_RUNNING, f"advert from {src} ignored in {self._state.value} state", src)
             return
-        if self._state is State.MASTER and adv.priority and adv.vrid == self.config.vrid \
-                and src != self.config.source:
+        rival = self._state is State.MASTER and adv.priority and adv.vrid == self.config.vrid \
+            and src != self.config.source
+        if rival:
             self.stats.rival_master_rx += 1
         rejected = self._check(adv, src)
         if rejected is not None:
             self._discard(*rejected, src)
+            if rival:  # an accepted rival is resolved by the election; a discarded one stays a second master
+                self._notice(NoticeKind.RIVAL_MASTER, f"advert with priority {adv.priority} from {src} while "
+                             "master, discarded: two masters on this VRID (split brain)")
             return
         if adv.priority == 0:
             self.stats.priority_zero_rx += 1

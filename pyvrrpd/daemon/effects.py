@@ -57,7 +57,7 @@ from pyvrrpd.net.specs import AddressSpec, RouteSpec, RuleSpec
 
 # Discards that are part of normal operation (a preempting backup, packets during FAULT) log at info.
 _ROUTINE_DISCARDS = {Discard.LOWER_PRIORITY, Discard.NOT_RUNNING}
-_WARNING_NOTICES = {NoticeKind.OWN_ADDRESS, NoticeKind.BOTH_OWNERS}
+_WARNING_NOTICES = {NoticeKind.OWN_ADDRESS, NoticeKind.BOTH_OWNERS, NoticeKind.RIVAL_MASTER}
 
 
 class AddressPort(Protocol):

@@ -81,6 +81,11 @@ def render(snap: Mapping) -> str:
                          i.get("master_address"), ", ".join(map(str, i.get("vips") or ())) or None, faults or None))
         out += ["", "VRRP instances"] + _table(
             ("NAME", "VRID", "INTERFACE", "PROTO", "STATE", "PRIORITY", "MASTER", "VIPS", "FAULT"), rows)
+        for i in instances:
+            rivals = ((i.get("counters") or {}).get("router") or {}).get("rival_master_rx")
+            if rivals:
+                out.append(f"({i.get('name')}) heard {rivals} advert(s) from another master while master: "
+                           f"split brain? run `pyvrrpd diagnose -i {i.get('interface')}`")
     servers = (snap.get("lvs") or {}).get("virtual_servers") or ()
     if servers:
         rows = []

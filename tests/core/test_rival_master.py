@@ -9,7 +9,7 @@ import ipaddress
 
 import pytest
 
-from pyvrrpd.core.actions import State
+from pyvrrpd.core.actions import Notice, NoticeKind, State
 from pyvrrpd.core.packet import Advertisement
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 
@@ -67,3 +67,21 @@ def test_rival_master_count_adds_up_across_adverts() -> None:
         r.receive(advert(100), HIGHER, 11.0 + i)  # lower priority: we stay master and reassert
     assert r.state is State.MASTER
     assert r.stats.rival_master_rx == 5
+
+
+def drain(r: VirtualRouter) -> list:
+    out = []
+    while (action := r.next_action()) is not None:
+        out.append(action)
+    return out
+
+
+def test_a_rival_master_is_a_notice_the_daemon_logs() -> None:
+    r = router(State.MASTER, priority=200)
+    drain(r)
+    r.receive(advert(100, auth_type=1, auth_data=b"secret\0\0"), LOWER, 11.0)  # discarded: it stays a master
+    notices = [a for a in drain(r) if isinstance(a, Notice) and a.kind is NoticeKind.RIVAL_MASTER]
+    assert len(notices) == 1 and "198.51.100.10" in notices[0].detail
+    r.receive(advert(100), LOWER, 11.5)  # accepted: the election resolves it ("forcing new election")
+    r.receive(advert(0), LOWER, 11.6)
+    assert not [a for a in drain(r) if isinstance(a, Notice) and a.kind is NoticeKind.RIVAL_MASTER]

@@ -265,6 +265,20 @@ async def test_log_lines_use_keepalived_words_and_rate_limits():
     assert e.stats.notices[NoticeKind.PRIORITY_ZERO] == 1
 
 
+@pytest.mark.anyio
+async def test_rival_masters_are_a_rate_limited_warning():
+    now = [0.0]
+    log = Log()
+    e = effects(log=log, clock=lambda: now[0])
+    for t in (0.0, 1.0, 2.0, 10.5):
+        now[0] = t
+        await e.apply(Notice(NoticeKind.RIVAL_MASTER, "advert with priority 100 from 198.51.100.12 while we are "
+                             "master (another master on this VRID: split brain?)"))
+    warnings = [fields["count"] for level, event, fields in log.lines if level == "warning" and "split brain" in event]
+    assert warnings == [1, 3]
+    assert e.stats.notices[NoticeKind.RIVAL_MASTER] == 4
+
+
 class FakeFirewall:
     def __init__(self, error=None):
         self.calls: list[tuple] = []

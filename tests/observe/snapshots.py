@@ -13,6 +13,7 @@ SNAPSHOT = {
              "auth_type": "PASS", "accept": True, "last_transition": 1796458404.103271,
              "counters": {"router": {"adverts_rx": 3, "adverts_tx": 2, "become_master": 1, "release_master": 0,
                                      "priority_zero_rx": 0, "priority_zero_tx": 0, "transitions": 2,
+                                     "rival_master_rx": 3,
                                      "discarded": {"auth_failure": 4, "interval_mismatch": 1}},
                           "effects": {"adverts_sent": 2, "address_errors": {}},
                           "port": {"received": 10, "decode_errors": {"bad_checksum": 2}}}},

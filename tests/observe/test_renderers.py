@@ -27,6 +27,7 @@ def test_metrics_parse_with_prometheus_parser():
     assert samples[("pyvrrpd_vrrp_state", tuple(sorted(vi1 + (("state", "BACKUP"),))))] == 0
     assert samples[("pyvrrpd_vrrp_priority", vi1)] == 150
     assert samples[("pyvrrpd_vrrp_adverts_tx_total", vi1)] == 2
+    assert samples[("pyvrrpd_vrrp_rival_master_rx_total", vi1)] == 3
     assert samples[("pyvrrpd_vrrp_discarded_total", tuple(sorted(vi1 + (("reason", "auth_failure"),))))] == 4
     assert samples[("pyvrrpd_vrrp_socket_decode_errors_total",
                     (("family", "ipv4"), ("interface", "lan0"), ("reason", "bad_checksum")))] == 2
@@ -117,6 +118,9 @@ def test_status_tables():
     assert "FAULT" in row and "100→90" in row and "link:lan1: interface lan1 is down" in row
     assert any("[203.0.113.12]:tcp:80" in line and "DOWN" in line for line in lines)
     assert any(line.startswith("script") and "chk_nginx" in line for line in lines)
+    assert "(VI_1) heard 3 advert(s) from another master while master: split brain? run " \
+           "`pyvrrpd diagnose -i lan0`" in lines
+    assert not any(line.startswith("(VI_6") for line in lines)
 
 
 def test_status_of_an_empty_snapshot():
