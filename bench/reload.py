@@ -98,7 +98,8 @@ def run(services: int, reals: int, runs: int) -> list[dict]:
                     t_apply, c_apply = time.perf_counter() - t1, time.process_time() - c1
                     ops = sink.log[before_ops:]
                     results.append({"run": k + 1, "changed": changed, "load_s": round(t_load, 4),
-                                    "apply_s": round(t_apply, 4), "apply_cpu_s": round(c_apply, 4), "operations": len(ops),
+                                    "apply_s": round(t_apply, 4), "apply_cpu_s": round(c_apply, 4),
+                                    "operations": len(ops),
                                     "kinds": sorted({type(op).__name__ for op in ops}),
                                     "dumps": sink.dumps - before_dumps, "dests": len(sink.dests)})
                 tg.cancel_scope.cancel()
@@ -116,7 +117,8 @@ def main() -> int:
     args = ap.parse_args()
     results = run(args.services, args.reals, args.runs)
     table(["run", "changed real server", "load s", "apply s", "apply CPU s", "operations", "kinds", "dumps"],
-          [(r["run"], r["changed"], r["load_s"], r["apply_s"], r["apply_cpu_s"], r["operations"], ", ".join(r["kinds"]), r["dumps"])
+          [(r["run"], r["changed"], r["load_s"], r["apply_s"], r["apply_cpu_s"], r["operations"],
+            ", ".join(r["kinds"]), r["dumps"])
            for r in results])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

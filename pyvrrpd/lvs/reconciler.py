@@ -9,10 +9,11 @@ Rules (docs/lvs.md):
 
 * **One desired table.** It is :func:`pyvrrpd.lvs.table.desired` of the config, the health of every
   real server and the quorum states; it is recomputed on every health change and every pass.
-* **Passes.** A change triggers an *incremental* pass: the operations are computed against the
-  table the subsystem believes the kernel has (no dump); a reload does the same. Every ``resync_interval`` seconds, and
-  after any kernel error, a *full* pass dumps the kernel's table first, so an entry deleted or
-  changed behind pyvrrpd's back (``ipvsadm -d``) is put back, and logged as a repair.
+* **Passes.** A change (a health change, a reload) triggers an *incremental* pass: the operations
+  are computed against the table the subsystem believes the kernel has (no dump). Every
+  ``resync_interval`` seconds, and after any kernel error, a *full* pass dumps the kernel's table
+  first, so an entry deleted or changed behind pyvrrpd's back (``ipvsadm -d``) is put back, and
+  logged as a repair.
 * **Adoption.** The first pass is a full one: entries already in the kernel that match the config
   are kept as they are (edited in place if their attributes differ), so a restart never removes a
   healthy real server for a moment. ``lvs_flush`` flushes the whole table first instead.

@@ -227,9 +227,9 @@ def _ipvs(f: _Families, ipvs: Mapping) -> None:
 
 
 def _checks(f: _Families, checkers: Mapping) -> None:
-    counters = checkers.get("counters") or {}
     if not checkers:
         return
+    counters = checkers.get("counters") or {}
     f.add("pyvrrpd_lvs_checks_total", "counter", "Health checks completed", {}, counters.get("checks", 0))
     for key, n in sorted(counters.items()):
         if key.startswith("failed:"):

@@ -151,7 +151,8 @@ def _vs(address: str, servers: list[tuple[str, int, int]]) -> str:
                 retry 0
             }}
         }}""" for a, p, w in servers)
-    return f"virtual_server {address} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n{body}\n}}\n"
+    head = "delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP"
+    return f"virtual_server {address} 80 {{\n    {head}\n{body}\n}}\n"
 
 
 def _table(fake: FakeIpvs) -> dict[tuple[str, str], int]:
