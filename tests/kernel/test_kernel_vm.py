@@ -75,6 +75,7 @@ def vm_results(tmp_path_factory) -> dict[str, tuple[str, str]]:
     return results
 
 
+@pytest.mark.timeout(VM_TIMEOUT + 120)  # the first one boots the VM in its set-up: above scripts/test's 300 s
 @pytest.mark.parametrize("name", guest_tests())
 def test_in_vm(vm_results, name):
     assert name in vm_results, f"{name} did not run in the VM (collection error?)"
