@@ -38,6 +38,7 @@ from pyvrrpd.checkers.state import Checker, RealServerHealth, Style, Timing, fil
 from pyvrrpd.checkers.udp import parse_pattern, probe_ping, probe_udp
 from pyvrrpd.config import model as m
 from pyvrrpd.observe import logs
+from pyvrrpd.observe.metrics import Histogram
 
 GOLDEN = 0.6180339887498949
 MARGIN = 1.0  # beyond a probe's own timeouts, before it is cut short
@@ -74,6 +75,7 @@ class Probe:
     last: Result | None = None
     stuck: bool = False
     failures: collections.Counter = field(default_factory=collections.Counter)
+    latency: Histogram = field(default_factory=Histogram)  # how long each check took, timeouts included
 
 
 @dataclass(slots=True)
@@ -419,6 +421,7 @@ class Checkers:
 
     def _apply(self, probe: Probe, result: Result, started: float, now: float) -> None:
         probe.last = result
+        probe.latency.observe(now - started)
         self.counters["checks"] += 1
         if not result.ok:
             probe.failures[result.reason] += 1
@@ -553,6 +556,7 @@ class Checkers:
                     "last_result": None if p.last is None else
                     {"ok": p.last.ok, "reason": p.last.reason, "detail": p.last.detail},
                     "attempts": p.machine.attempts, "failures": dict(p.failures),
+                    "latency": p.latency.snapshot(),
                     "real_servers": [str(k) for k, _ in p.users],
                 })
             for key, s in plan.servers.items():

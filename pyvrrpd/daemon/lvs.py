@@ -25,6 +25,7 @@ from pyvrrpd.daemon.scripts import ScriptRunner, command_from_config
 from pyvrrpd.lvs import table as t
 from pyvrrpd.lvs.ipvs import IpvsPort
 from pyvrrpd.lvs.reconciler import LvsSubsystem
+from pyvrrpd.observe.metrics import merge_histograms
 
 NOTIFY_SECONDS = 30.0  # a notify_up/notify_down script still running after this is killed
 
@@ -98,8 +99,10 @@ class Lvs:
         """One entry per virtual_server, in the shape the status table and /metrics render."""
         quorum = self.ipvs.quorum or {}
         ago: dict[str, float] = {}  # seconds since a check of the real server last completed
+        fed_by: dict[str, list[dict]] = {}  # the probes feeding each real server
         for probe in checkers.get("probes", ()):
             for user in probe.get("real_servers", ()):
+                fed_by.setdefault(user, []).append(probe)
                 if probe.get("last_completed_ago") is not None:
                     ago[user] = min(ago.get(user, float("inf")), probe["last_completed_ago"])
         out: dict[str, dict] = {}
@@ -112,5 +115,19 @@ class Lvs:
                 "up": None if health is None else health.up,
                 "weight": rs.weight if health is None or health.weight is None else health.weight,
                 "last_check_ago": ago.get(str(key)),
+                **_check_figures(fed_by.get(str(key), ())),
             })
         return list(out.values())
+
+
+def _check_figures(probes) -> dict:
+    """A real server's checks from the probes that feed it: failures by reason and the latency histogram
+    (a probe shared by several real servers counts for each of them)."""
+    if not probes:
+        return {}
+    failures: dict[str, int] = {}
+    for p in probes:
+        for reason, n in (p.get("failures") or {}).items():
+            failures[reason] = failures.get(reason, 0) + n
+    latency = merge_histograms(p["latency"] for p in probes if "latency" in p)
+    return {"counters": {"check_failures": failures}, "check_latency": latency}

@@ -9,10 +9,11 @@ Rules (docs/lvs.md):
 
 * **One desired table.** It is :func:`pyvrrpd.lvs.table.desired` of the config, the health of every
   real server and the quorum states; it is recomputed on every health change and every pass.
-* **Passes.** A change triggers an *incremental* pass: the operations are computed against the
-  table the subsystem believes the kernel has (no dump). Every ``resync_interval`` seconds, and
-  after any kernel error, a *full* pass dumps the kernel's table first, so an entry deleted or
-  changed behind pyvrrpd's back (``ipvsadm -d``) is put back, and logged as a repair.
+* **Passes.** A change (a health change, a reload) triggers an *incremental* pass: the operations
+  are computed against the table the subsystem believes the kernel has (no dump). Every
+  ``resync_interval`` seconds, and after any kernel error, a *full* pass dumps the kernel's table
+  first, so an entry deleted or changed behind pyvrrpd's back (``ipvsadm -d``) is put back, and
+  logged as a repair.
 * **Adoption.** The first pass is a full one: entries already in the kernel that match the config
   are kept as they are (edited in place if their attributes differ), so a restart never removes a
   healthy real server for a moment. ``lvs_flush`` flushes the whole table first instead.
@@ -150,13 +151,15 @@ class LvsSubsystem:
         """Take a new config: entries of the old one that are gone are removed, the rest are kept
         (health, quorum states and the kernel's entries carry over)."""
         old = self.desired
+        groups_same = config.virtual_server_groups == self._config.virtual_server_groups
         self._config = config
-        self._memo = {}
+        self._memo = t.carry_memo(self._memo, config.virtual_servers) if groups_same else {}
         names = {rs for rs, _, _ in t.rs_ids(config.virtual_servers)}
         self.health = {k: v for k, v in self.health.items() if k in names}
         self._old_owned[0].update(old.owned_services)
         self._old_owned[1].update(old.owned_dests)
-        self._full_due = True
+        # an incremental pass, like a health change: no dump, so a reload that changes one real server
+        # costs one netlink operation (the periodic full pass still repairs drift)
         if self._wake is not None:
             self._wake.set()
         return None

@@ -215,8 +215,9 @@ def rs_id(vs: m.VirtualServer, rs: m.RealServer) -> RsId:
 
 def rs_ids(config_vss: Iterable[m.VirtualServer]) -> Iterator[tuple[RsId, m.VirtualServer, m.RealServer]]:
     for vs in config_vss:
+        name = vs_name(vs)
         for rs in vs.real_servers:
-            yield rs_id(vs, rs), vs, rs
+            yield RsId(name, rs.address, rs.port or 0), vs, rs
 
 
 def initial_health(rs: m.RealServer) -> RsHealth:
@@ -332,6 +333,19 @@ def _static(vs: m.VirtualServer, groups: Mapping[str, m.VirtualServerGroup]) -> 
         dest_keys.append(sorry_on.key)
     return _Static(vs, name, keys, [service_attrs(vs, key) for key in keys], real, sorry_on, sorry_off,
                    [(key, dk) for key in keys for dk in dest_keys])
+
+
+def carry_memo(memo: dict, config_vss: Iterable[m.VirtualServer]) -> dict:
+    """A memo for a new config (same virtual_server_groups) that keeps what :func:`desired` computed for the
+    virtual servers that did not change (model values compare without their spans), so a reload of a big
+    config recomputes only the virtual servers it changed."""
+    old = {st.name: st for key, st in memo.items() if key != "owned"}
+    new: dict = {}
+    for vs in config_vss:
+        st = old.get(vs_name(vs))
+        if st is not None and st.vs == vs:
+            new[id(vs)] = replace(st, vs=vs)
+    return new
 
 
 def desired(

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Mapping
 
+from pyvrrpd.observe import metrics
 from pyvrrpd.observe.metrics import STATE_NUMBER, instance_counters
 
 DATA_FILE = "keepalived.data"
@@ -207,10 +208,10 @@ def render_data(snapshot: Mapping) -> str:
         for rs in vs.get("real_servers") or ():
             out.append(f"   RS = {rs.get('name', '')}, weight = {rs.get('weight', '')}, "
                        f"{'alive' if rs.get('up') else 'dead'}")
-    tracking = snapshot.get("tracking") or {}
-    if tracking.get("trackers"):
+    trackers = metrics.trackers(snapshot)
+    if trackers:
         out.append("------< Tracking >------")
-    for tr in tracking.get("trackers") or ():
+    for tr in trackers:
         out.append(f" {tr.get('kind', '')} = {tr.get('name', '')}, state = {tr.get('state', '')}")
     return "\n".join(out) + "\n"
 

@@ -8,7 +8,12 @@ and the keepalived-style dumps); its shape is described in docs/operations.md. C
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
+
+# check latency buckets (seconds): a loopback check takes ~0.1-1 ms, a LAN one a few ms, an HTTP check of
+# a slow application tens to hundreds, and nothing lasts beyond its connect_timeout (default 5 s)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 STATE_NUMBER = {"INITIALIZE": 0, "INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}  # keepalived's JSON numbers
 STATES = ("INITIALIZE", "BACKUP", "MASTER", "FAULT")
@@ -34,6 +39,40 @@ def _number(value: object) -> str:
             return "+Inf" if value > 0 else "-Inf"
         return repr(value)
     return str(int(value))
+
+
+class Histogram:
+    """Observed durations in fixed buckets: cheap to update (one bisect), rendered by :func:`render`."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bucket (+Inf only)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def snapshot(self) -> dict:
+        """{"buckets": {upper bound: observations in that bucket alone}, "sum": s, "count": n}."""
+        return {"buckets": {repr(le): n for le, n in zip(LATENCY_BUCKETS, self.counts)},
+                "sum": round(self.sum, 6), "count": sum(self.counts)}
+
+
+def merge_histograms(hists: Iterable[Mapping]) -> dict | None:
+    """Several :meth:`Histogram.snapshot` dicts added up (a real server fed by several probes); None if none."""
+    out: dict | None = None
+    for h in hists:
+        if out is None:
+            out = {"buckets": dict(h.get("buckets") or {}), "sum": float(h.get("sum", 0.0)),
+                   "count": int(h.get("count", 0))}
+            continue
+        for le, n in (h.get("buckets") or {}).items():
+            out["buckets"][le] = out["buckets"].get(le, 0) + n
+        out["sum"] += float(h.get("sum", 0.0))
+        out["count"] += int(h.get("count", 0))
+    return out
 
 
 class _Families:
@@ -72,7 +111,7 @@ def render(snapshot: Mapping) -> str:
     _process(f, snapshot.get("process") or {})
     _vrrp(f, snapshot.get("vrrp") or {})
     _lvs(f, snapshot.get("lvs") or {})
-    _tracking(f, snapshot.get("tracking") or {})
+    _tracking(f, snapshot)
     return f.render()
 
 
@@ -156,10 +195,55 @@ def _lvs(f: _Families, lvs: Mapping) -> None:
             if hist:
                 _histogram(f, "pyvrrpd_lvs_check_latency_seconds", "Check latency", labels, hist)
     f.counters("pyvrrpd_lvs", lvs.get("counters") or {}, {}, "LVS")
-    ipvs = lvs.get("ipvs") or {}
-    f.counters("pyvrrpd_lvs_ipvs", ipvs.get("counters") or {}, {}, "IPVS reconciler")
-    checkers = lvs.get("checkers") or {}
-    f.counters("pyvrrpd_lvs_checks", checkers.get("counters") or {}, {}, "Health checks")
+    _ipvs(f, lvs.get("ipvs") or {})
+    _checks(f, lvs.get("checkers") or {})
+
+
+IPVS_KINDS = {"AddService": "add_service", "EditService": "edit_service", "DelService": "delete_service",
+              "AddDest": "add_destination", "EditDest": "edit_destination", "DelDest": "delete_destination",
+              "Flush": "flush"}
+
+
+def _ipvs(f: _Families, ipvs: Mapping) -> None:
+    if not ipvs:
+        return
+    counters = dict(ipvs.get("counters") or {})
+    by_kind = counters.pop("by_kind", None) or {}
+    counters.pop("operations", None)
+    for kind, label in IPVS_KINDS.items():
+        f.add("pyvrrpd_lvs_ipvs_operations_total", "counter", "IPVS operations the kernel carried out, by kind",
+              {"operation": label}, by_kind.get(kind, 0))
+    f.counters("pyvrrpd_lvs_ipvs", counters, {}, "IPVS reconciler")  # errors, passes, repairs, ...
+    if "kernel" in ipvs:
+        f.add("pyvrrpd_lvs_ipvs_kernel", "gauge", "1 when the kernel's IPVS table is programmed, 0 for the "
+              "in-memory stand-in (no ip_vs)", {}, bool(ipvs["kernel"]))
+    for key, what in (("services", "IPVS services"), ("destinations", "IPVS destinations")):
+        if key in ipvs:
+            f.add(f"pyvrrpd_lvs_ipvs_desired_{key}", "gauge", f"{what} the configuration and health ask for", {},
+                  ipvs[key])
+    if ipvs.get("last_pass") is not None:
+        f.add("pyvrrpd_lvs_ipvs_last_pass_time_seconds", "gauge", "Time of the last reconciler pass (Unix time)",
+              {}, float(ipvs["last_pass"]))
+
+
+def _checks(f: _Families, checkers: Mapping) -> None:
+    if not checkers:
+        return
+    counters = checkers.get("counters") or {}
+    f.add("pyvrrpd_lvs_checks_total", "counter", "Health checks completed", {}, counters.get("checks", 0))
+    for key, n in sorted(counters.items()):
+        if key.startswith("failed:"):
+            f.add("pyvrrpd_lvs_check_failures_total", "counter", "Failed health checks, by reason",
+                  {"reason": key.partition(":")[2]}, n)
+    for to in ("up", "down"):
+        f.add("pyvrrpd_lvs_check_transitions_total", "counter", "Checkers that changed state, by new state",
+              {"to": to}, counters.get(to, 0))
+    f.add("pyvrrpd_lvs_checkers_stuck_total", "counter", "Times a checker was found making no progress", {},
+          counters.get("stuck", 0))
+    probes = checkers.get("probes") or ()
+    f.add("pyvrrpd_lvs_checkers", "gauge", "Probes running (one per distinct check)", {}, len(probes))
+    f.add("pyvrrpd_lvs_checkers_stuck", "gauge", "Probes making no progress now", {},
+          sum(1 for p in probes if p.get("stuck")))
 
 
 def _histogram(f: _Families, name: str, help_text: str, labels: Mapping[str, object], hist: Mapping) -> None:
@@ -173,9 +257,45 @@ def _histogram(f: _Families, name: str, help_text: str, labels: Mapping[str, obj
     f.add(name, "histogram", help_text, labels, hist.get("count", cumulative), "_count")
 
 
-def _tracking(f: _Families, tracking: Mapping) -> None:
-    for tr in tracking.get("trackers") or ():
-        labels = {"kind": tr.get("kind", ""), "tracker": tr.get("name", "")}
-        f.add("pyvrrpd_tracker_up", "gauge", "1 while the tracked object is up (script succeeding, link up, ...)",
-              labels, tr.get("state") in ("up", "UP", True))
+TRACKER_STATES = ("up", "down", "unknown")
+
+
+def trackers(snapshot: Mapping) -> list[dict]:
+    """The trackers subsystem's snapshot as one flat list, one dict per tracked object: kind (script,
+    interface, file, process), name, state (up, down, unknown; a vanished interface is down), and where
+    known last_result, value (file), count (process) and counters."""
+    tr = snapshot.get("trackers") or {}
+    out: list[dict] = []
+    for name, sc in sorted((tr.get("scripts") or {}).items()):
+        out.append({"kind": "script", "name": name, "state": sc.get("state", "unknown"),
+                    "last_result": sc.get("last_result"), "counters": sc.get("counters") or {}})
+    for name, state in sorted((tr.get("interfaces") or {}).items()):
+        out.append({"kind": "interface", "name": name,
+                    "state": {"up": "up", "down": "down", "gone": "down"}.get(state, "unknown"),
+                    "last_result": None if state in ("up", "down") else state})
+    for name, fi in sorted((tr.get("files") or {}).items()):
+        value = fi.get("value")
+        out.append({"kind": "file", "name": name, "state": "unknown" if value is None else "up",
+                    "value": value, "last_result": None if value is None else f"value {value}",
+                    "counters": fi.get("counters") or {}})
+    for name, pr in sorted((tr.get("processes") or {}).items()):
+        up = pr.get("up")
+        out.append({"kind": "process", "name": name, "state": "unknown" if up is None else "up" if up else "down",
+                    "count": pr.get("count", 0), "last_result": f"{pr.get('count', 0)} running"})
+    return out
+
+
+def _tracking(f: _Families, snapshot: Mapping) -> None:
+    for tr in trackers(snapshot):
+        labels = {"kind": tr["kind"], "tracker": tr["name"]}
+        f.add("pyvrrpd_tracker_up", "gauge", "1 while the tracked object is up (script succeeding, link up, "
+              "process running, file read)", labels, tr["state"] == "up")
+        for state in TRACKER_STATES:
+            f.add("pyvrrpd_tracker_state", "gauge", "1 for the tracker's current state", {**labels, "state": state},
+                  tr["state"] == state)
+        if tr.get("value") is not None:
+            f.add("pyvrrpd_tracker_file_value", "gauge", "The number a track_file holds", labels, tr["value"])
+        if "count" in tr:
+            f.add("pyvrrpd_tracker_processes", "gauge", "Processes matching a track_process", labels, tr["count"])
         f.counters("pyvrrpd_tracker", tr.get("counters") or {}, labels, "Tracker")
+    f.counters("pyvrrpd_trackers", (snapshot.get("trackers") or {}).get("counters") or {}, {}, "Trackers")

@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 
+from pyvrrpd.observe import metrics
 from pyvrrpd.observe.control import DEFAULT_SOCKET
 
 EXIT_OK = 0
@@ -98,7 +99,7 @@ def render(snap: Mapping) -> str:
                 rows.append((vs.get("name"), None, None, None, None))
         out += ["", "Virtual servers"] + _table(("VIRTUAL SERVER", "REAL SERVER", "HEALTH", "WEIGHT", "LAST CHECK"),
                                                 rows)
-    trackers = (snap.get("tracking") or {}).get("trackers") or ()
+    trackers = metrics.trackers(snap)
     if trackers:
         rows = [(t.get("kind"), t.get("name"), t.get("state"), t.get("last_result")) for t in trackers]
         out += ["", "Trackers"] + _table(("KIND", "NAME", "STATE", "LAST RESULT"), rows)

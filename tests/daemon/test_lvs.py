@@ -136,3 +136,113 @@ def test_key_map_pairs_every_real_server(tmp_path):
     pairs = key_map(config)
     assert [(str(k.address), k.port, rid.port) for k, rid in pairs.items()] == \
         [("127.0.0.1", 8080, 8080), ("127.0.0.2", 8081, 8081)]
+
+
+# ------------------------------------------------------------------ reload (SIGHUP) through the daemon root
+
+
+def _vs(address: str, servers: list[tuple[str, int, int]]) -> str:
+    """A virtual_server block; each real server (address, port, weight) has a TCP_CHECK at delay_loop 1."""
+    body = "".join(f"""
+        real_server {a} {p} {{
+            weight {w}
+            TCP_CHECK {{
+                connect_timeout 1
+                retry 0
+            }}
+        }}""" for a, p, w in servers)
+    head = "delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP"
+    return f"virtual_server {address} 80 {{\n    {head}\n{body}\n}}\n"
+
+
+def _table(fake: FakeIpvs) -> dict[tuple[str, str], int]:
+    """(service address, real server) -> weight"""
+    return {(str(s.addr), f"{dest.key.addr}:{dest.key.port}"): dest.weight for (s, _), dest in fake.dests.items()}
+
+
+def _samples(text: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_reload_applies_only_the_difference_and_keeps_check_states(tmp_path):
+    from pyvrrpd.daemon.root import Root
+    from pyvrrpd.lvs import diff as d
+
+    up = {name: _listener(address) for name, address in (("a", "127.0.0.1"), ("c", "127.0.0.3"),
+                                                          ("d", "127.0.0.4"), ("e", "127.0.0.5"), ("f", "127.0.0.6"))}
+    port = {name: s.getsockname()[1] for name, s in up.items()}
+    dead = _listener("127.0.0.2")  # b: its port, closed at once: connections are refused
+    port["b"] = dead.getsockname()[1]
+    dead.close()
+    rs = {name: (f"127.0.0.{i}", port[name]) for i, name in enumerate("abcdef", 1)}
+    path = tmp_path / "keepalived.conf"
+
+    def write(text: str) -> None:
+        path.write_text(text)
+
+    def loader():
+        return load(str(path), host_checks=False)
+
+    write(_vs("198.51.100.100", [(*rs["a"], 2), (*rs["b"], 1), (*rs["c"], 1)]) +
+          _vs("198.51.100.103", [(*rs["e"], 1)]))
+    fake = FakeIpvs()
+    lvs = Lvs(loader().config, logs.get("test"), port=fake)
+    root = Root(lvs.config, [lvs], log=logs.get("test"), load=loader, config_file=str(path))
+    key = {name: ("198.51.100.100", f"{a}:{p}") for name, (a, p) in rs.items()}
+    e_key, f_key = ("198.51.100.103", "%s:%d" % rs["e"]), ("198.51.100.106", "%s:%d" % rs["f"])
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(root.run)
+            await _until(lambda: _table(fake) == {key["a"]: 2, key["c"]: 1, e_key: 1},
+                         "b failed its check, the others in the table")
+            fake.log.clear()
+            removed_b = lvs.checkers.snapshot()["counters"].get("down", 0)
+
+            # a's weight changes, b (failed) and c (healthy) stay as they are, d is added, the second virtual
+            # server is replaced by a third one
+            write(_vs("198.51.100.100", [(*rs["a"], 5), (*rs["b"], 1), (*rs["c"], 1), (*rs["d"], 3)]) +
+                  _vs("198.51.100.106", [(*rs["f"], 1)]))
+            assert await root.reload() is True
+            await _until(lambda: f_key in _table(fake), "the new virtual server programmed")
+            assert _table(fake) == {key["a"]: 5, key["c"]: 1, key["d"]: 3, f_key: 1}
+            first = [(type(op).__name__, str(op.dest.key)) for op in fake.log
+                     if isinstance(op, (d.AddDest, d.EditDest, d.DelDest)) and str(op.service.addr) == "198.51.100.100"]
+            # one in-place edit for a, d added; b (failed) not re-added, a and c never deleted
+            assert first == [("EditDest", f"{rs['a'][0]}:{rs['a'][1]}"), ("AddDest", f"{rs['d'][0]}:{rs['d'][1]}")]
+            assert any(isinstance(op, d.DelService) and str(op.key.addr) == "198.51.100.103" for op in fake.log)
+
+            # checkers of unchanged real servers kept their state: b stays down, a and c are never taken out
+            fake.log.clear()
+            await anyio.sleep(2.5)  # two more rounds of checks
+            assert key["b"] not in _table(fake) and fake.log == []
+            assert lvs.checkers.snapshot()["counters"].get("down", 0) == removed_b
+
+            # a broken config keeps the running one, table untouched
+            fake.log.clear()
+            write("virtual_server 198.51.100.100 80 {\n    lb_algo nosuch\n    real_server\n")
+            assert await root.reload() is False
+            await anyio.sleep(0.2)
+            assert fake.log == [] and _table(fake) == {key["a"]: 5, key["c"]: 1, key["d"]: 3, f_key: 1}
+
+            # /metrics from the root's snapshot: reloads, IPVS operations, check latency of each real server
+            samples = _samples(metrics.render(root.snapshot()))
+            assert samples[("pyvrrpd_reloads_total", (("result", "applied"),))] == 1
+            assert samples[("pyvrrpd_reloads_total", (("result", "failed"),))] == 1
+            assert samples[("pyvrrpd_last_reload_successful", ())] == 0
+            assert samples[("pyvrrpd_process_start_time_seconds", ())] > 0
+            assert samples[("pyvrrpd_lvs_ipvs_operations_total", (("operation", "edit_destination"),))] >= 1
+            assert samples[("pyvrrpd_lvs_ipvs_errors_total", ())] == 0
+            labels = (("le", "+Inf"), ("real_server", f"[127.0.0.1]:{port['a']}"),
+                      ("virtual_server", "[198.51.100.100]:tcp:80"))
+            assert samples[("pyvrrpd_lvs_check_latency_seconds_bucket", labels)] >= 3
+            b_labels = (("real_server", f"[127.0.0.2]:{port['b']}"), ("virtual_server", "[198.51.100.100]:tcp:80"),
+                        ("reason", "refused"))
+            assert samples.get(("pyvrrpd_lvs_real_server_check_failures_total", tuple(sorted(b_labels))), 0) >= 2, \
+                sorted(k for k in samples if "failures" in k[0])
+            root.request_stop()
+    finally:
+        for s in up.values():
+            s.close()

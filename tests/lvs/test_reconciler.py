@@ -255,3 +255,68 @@ async def test_the_believed_table_follows_any_order_of_operations(config):
                 [d.AddService(svc), d.DelService(VS), d.AddService(svc)]):
         lvs.actual = Table()
         assert lvs._after(ops) == d.apply(Table(), ops)
+
+
+# ------------------------------------------------------------------ reload
+
+
+async def test_reload_edits_a_changed_weight_in_place_and_touches_nothing_else(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        fake.log.clear()
+        dumps = fake.dumps
+        for _ in range(50):  # unchanged, however often: nothing at all, no drift
+            assert await lvs.reconfigure(config(PLAIN)) is None
+            await anyio.sleep(0.01)
+        assert fake.log == [] and fake.table == lvs.actual
+        assert await lvs.reconfigure(config(PLAIN.replace("weight 2", "weight 5"))) is None
+        await anyio.sleep(0.01)
+        assert fake.log == [d.EditDest(VS, Destination(R12, 5))]  # edited in place: never delete + add
+        assert fake.dumps == dumps  # and no dump: one netlink operation for the whole reload
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 5}
+        tg.cancel_scope.cancel()
+
+
+async def test_reload_keeps_health_a_failed_real_server_is_not_re_added(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        lvs.set_health(ID11, False)
+        await anyio.sleep(0.01)
+        fake.log.clear()
+        new = PLAIN.replace("weight 1", "weight 3").replace("weight 2", "weight 4")
+        assert await lvs.reconfigure(config(new)) is None
+        await anyio.sleep(0.01)
+        # the failed one stays out (its new weight waits for it to come back); the healthy one is edited
+        assert fake.log == [d.EditDest(VS, Destination(R12, 4))]
+        lvs.set_health(ID11, True)
+        await anyio.sleep(0.01)
+        assert weights(fake) == {"203.0.113.11:80": 3, "203.0.113.12:80": 4}
+        tg.cancel_scope.cancel()
+
+
+async def test_reload_adds_and_removes_real_servers_and_services(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake)
+    other = "virtual_server 198.51.100.101 80 {\n protocol TCP\n real_server 203.0.113.21 80 { }\n}\n"
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        fake.log.clear()
+        new = PLAIN.replace("real_server 203.0.113.12", "real_server 203.0.113.13") + other
+        assert await lvs.reconfigure(config(new)) is None
+        await anyio.sleep(0.01)
+        vs2 = ServiceKey(4, 6, ip_address("198.51.100.101"), 80)
+        assert sorted(map(str, fake.log)) == sorted(map(str, [
+            d.AddDest(VS, Destination(R13, 2)), d.AddService(Service(vs2, "wlc")),
+            d.AddDest(vs2, Destination(DestKey(ip_address("203.0.113.21"), 80), 1)), d.DelDest(VS, R12)]))
+        assert isinstance(fake.log[-1], d.DelDest)  # removals last
+        fake.log.clear()
+        assert await lvs.reconfigure(config(PLAIN)) is None  # and back: the second service goes
+        await anyio.sleep(0.01)
+        assert list(fake.services) == [VS]
+        assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 2}
+        assert d.DelService(vs2) in fake.log
+        tg.cancel_scope.cancel()

@@ -253,3 +253,21 @@ def test_rs_ids_and_text(config):
     assert [str(i) for i in ids] == ["203.0.113.11:80 of VS TCP 198.51.100.100:80",
                                      "203.0.113.12:80 of VS TCP 198.51.100.100:80"]
     assert ids[0] == t.rs_id(vs, vs.real_servers[0])
+
+
+def test_carry_memo_keeps_only_unchanged_virtual_servers(config):
+    text = ("virtual_server 198.51.100.100 80 {" + TWO_RS + "}\n"
+            "virtual_server 198.51.100.101 80 {" + TWO_RS + "}\n")
+    old = config(text)
+    memo: dict = {}
+    before = t.desired(old.virtual_servers, (), {}, None, memo)
+    # the second virtual server's weight changes; the first one moves down a line (spans do not count)
+    new = config("\n" + text[::-1].replace("3 thgiew", "7 thgiew", 1)[::-1])
+    carried = t.carry_memo(memo, new.virtual_servers)
+    assert [id(vs) in carried for vs in new.virtual_servers] == [True, False]
+    after = t.desired(new.virtual_servers, (), {}, None, carried)
+    assert after == t.desired(new.virtual_servers, (), {})  # the same table as without a memo
+    vs2 = ServiceKey(af=4, protocol=6, addr=ip_address("198.51.100.101"), port=80)
+    changed = {k: (a.weight, before.table.dests[k].weight) for k, a in after.table.dests.items()
+               if a != before.table.dests[k]}
+    assert changed == {(vs2, rs("203.0.113.11")): (7, 3)}

@@ -24,14 +24,28 @@ SNAPSHOT = {
                           "port": {"received": 0}}},
         ],
     },
-    "lvs": {"virtual_servers": [
-        {"name": "[198.51.100.100]:tcp:80", "quorum_up": True, "real_servers": [
-            {"name": "[203.0.113.11]:tcp:80", "up": True, "weight": 1, "last_check_ago": 1.5,
-             "counters": {"checks": 10, "failures": {"timeout": 1}},
-             "check_latency": {"buckets": {"0.005": 3, "0.05": 6, "1.0": 1}, "sum": 0.21, "count": 10}},
-            {"name": "[203.0.113.12]:tcp:80", "up": False, "weight": 0},
-        ]},
-    ]},
-    "tracking": {"trackers": [{"kind": "script", "name": "chk_nginx", "state": "up", "last_result": "exit 0",
-                               "counters": {"runs": 5, "timeouts": 0}}]},
+    "lvs": {
+        "ipvs": {"kernel": True, "services": 1, "destinations": 1, "last_pass": 1796458500.25,
+                 "counters": {"passes": 7, "full_passes": 3, "operations": 4, "errors": 1, "repairs": 0,
+                              "by_kind": {"AddService": 1, "AddDest": 2, "DelDest": 1}}},
+        "checkers": {"probes": [{"name": "TCP_CHECK", "stuck": True}],
+                     "counters": {"checks": 12, "failed:timeout": 2, "down": 1, "stuck": 1}},
+        "virtual_servers": [
+            {"name": "[198.51.100.100]:tcp:80", "quorum_up": True, "real_servers": [
+                {"name": "[203.0.113.11]:tcp:80", "up": True, "weight": 1, "last_check_ago": 1.5,
+                 "counters": {"check_failures": {"timeout": 1}},
+                 "check_latency": {"buckets": {"0.005": 3, "0.05": 6, "1.0": 1}, "sum": 0.21, "count": 10}},
+                {"name": "[203.0.113.12]:tcp:80", "up": False, "weight": 0},
+            ]},
+        ],
+    },
+    "trackers": {
+        "scripts": {"chk_nginx": {"state": "up", "last_result": "exit 0", "last_output": None, "interval": 2,
+                                  "counters": {"runs": 5, "succeeded": 5}}},
+        "interfaces": {"lan0": "up", "lan9": "gone"},
+        "files": {"weights": {"path": "/run/weights", "value": -20, "last_read": 1796458401.0,
+                              "counters": {"reads": 3}}},
+        "processes": {"haproxy": {"count": 0, "up": False, "pids": []}},
+        "counters": {"link_changes": 2},
+    },
 }

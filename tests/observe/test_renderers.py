@@ -41,6 +41,58 @@ def test_metrics_parse_with_prometheus_parser():
     assert samples[("pyvrrpd_tracker_up", (("kind", "script"), ("tracker", "chk_nginx")))] == 1
 
 
+def test_metrics_of_ipvs_checks_and_trackers():
+    samples = _samples(metrics.render(SNAPSHOT))
+    ops = {dict(k[1])["operation"]: v for k, v in samples.items() if k[0] == "pyvrrpd_lvs_ipvs_operations_total"}
+    assert ops == {"add_service": 1, "edit_service": 0, "delete_service": 0, "add_destination": 2,
+                   "edit_destination": 0, "delete_destination": 1, "flush": 0}
+    assert samples[("pyvrrpd_lvs_ipvs_errors_total", ())] == 1
+    assert samples[("pyvrrpd_lvs_ipvs_passes_total", ())] == 7
+    assert samples[("pyvrrpd_lvs_ipvs_kernel", ())] == 1
+    assert samples[("pyvrrpd_lvs_checks_total", ())] == 12
+    assert samples[("pyvrrpd_lvs_check_failures_total", (("reason", "timeout"),))] == 2
+    assert samples[("pyvrrpd_lvs_check_transitions_total", (("to", "down"),))] == 1
+    assert samples[("pyvrrpd_lvs_checkers_stuck", ())] == 1
+    rs = (("real_server", "[203.0.113.11]:tcp:80"), ("virtual_server", "[198.51.100.100]:tcp:80"))
+    assert samples[("pyvrrpd_lvs_real_server_check_failures_total", tuple(sorted(rs + (("reason", "timeout"),))))] == 1
+    up = {(dict(k[1])["kind"], dict(k[1])["tracker"]): v for k, v in samples.items() if k[0] == "pyvrrpd_tracker_up"}
+    assert up == {("script", "chk_nginx"): 1, ("interface", "lan0"): 1, ("interface", "lan9"): 0,
+                  ("file", "weights"): 1, ("process", "haproxy"): 0}
+    assert samples[("pyvrrpd_tracker_state", (("kind", "interface"), ("state", "down"), ("tracker", "lan9")))] == 1
+    assert samples[("pyvrrpd_tracker_file_value", (("kind", "file"), ("tracker", "weights")))] == -20
+    assert samples[("pyvrrpd_tracker_processes", (("kind", "process"), ("tracker", "haproxy")))] == 0
+    assert samples[("pyvrrpd_tracker_runs_total", (("kind", "script"), ("tracker", "chk_nginx")))] == 5
+    assert samples[("pyvrrpd_trackers_link_changes_total", ())] == 2
+
+
+@pytest.mark.parametrize("trackers", [
+    {"scripts": {"x": {}}, "interfaces": {"y": None}, "files": {"z": {}}, "processes": {"p": {}}},
+    {"scripts": None, "counters": None}, {},
+])
+def test_metrics_and_status_of_odd_tracker_snapshots(trackers):
+    text = metrics.render({"trackers": trackers})
+    _samples(text)
+    status.render({"trackers": trackers})
+    dumps.render_data({"trackers": trackers})
+
+
+def test_histogram_observes_into_le_buckets():
+    h = metrics.Histogram()
+    for seconds in (0.0003, 0.001, 0.0011, 4.0, 60.0):
+        h.observe(seconds)
+    snap = h.snapshot()
+    assert snap["count"] == 5 and snap["sum"] == pytest.approx(64.0024)
+    assert {le: n for le, n in snap["buckets"].items() if n} == {"0.0005": 1, "0.001": 1, "0.0025": 1, "5.0": 1}
+    merged = metrics.merge_histograms([snap, snap])
+    assert merged["count"] == 10 and merged["buckets"]["5.0"] == 2
+    assert metrics.merge_histograms([]) is None
+    rendered = _samples(metrics.render({"lvs": {"virtual_servers": [
+        {"name": "v", "real_servers": [{"name": "r", "up": True, "check_latency": snap}]}]}}))
+    labels = (("le", "+Inf"), ("real_server", "r"), ("virtual_server", "v"))
+    assert rendered[("pyvrrpd_lvs_check_latency_seconds_bucket", labels)] == 5
+    assert rendered[("pyvrrpd_lvs_check_latency_seconds_bucket", (("le", "10.0"),) + labels[1:])] == 4
+
+
 def test_metrics_histogram_is_cumulative():
     samples = _samples(metrics.render(SNAPSHOT))
     rs = (("real_server", "[203.0.113.11]:tcp:80"), ("virtual_server", "[198.51.100.100]:tcp:80"))
