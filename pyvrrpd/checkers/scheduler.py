@@ -6,7 +6,9 @@
   virtual servers costs one probe, not one per virtual server).
 * **Spread.** The first run of the n-th probe is at ``1 s + phase x warmup`` with phases spread
   evenly (golden-ratio sequence) instead of keepalived's random draw; after that each probe keeps
-  its own rhythm (``delay_loop`` after it finished), so probes never fire in bursts.
+  its own rhythm (``delay_loop`` after it finished), so probes never fire in bursts. One
+  dispatcher task keeps the probes' next runs in a heap and starts a task per run: a probe has a
+  task only while it runs.
 * **Bounded.** Every probe has its own timeouts; beyond them (plus a margin) the watchdog cuts it
   short. A global limit (from the open-files limit) caps the probes in flight.
 * **Progress is visible.** Each probe records when it last started and completed; a watchdog
@@ -57,7 +59,7 @@ _KINDS = {
 
 @dataclass(slots=True)
 class Probe:
-    """One shared probe loop and what it feeds."""
+    """One shared probe, its schedule and what it feeds."""
 
     key: tuple
     name: str
@@ -339,7 +341,7 @@ class Checkers:
         self.config = config  # (the SSL_GET context is made from it)
         old, new = self.plan, self._build(config)
         for key, probe in old.probes.items():
-            if key in new.probes:  # same check: keep its loop and state, take the new users
+            if key in new.probes:  # same check: keep its schedule and state, take the new users
                 kept = new.probes[key]
                 probe.users = kept.users
                 new.probes[key] = probe
