@@ -18,12 +18,17 @@ every VRID seen in every run, no silence over 1.5 intervals in any run, and jitt
 (median of the runs).
 
     sudo .venv/bin/python bench/vrrp_scale.py [--instances 100] [--seconds 20] [--runs 3] \
-        [--daemons pyvrrpd,keepalived] [--json FILE]
+        [--daemons pyvrrpd,keepalived] [--full] [--json FILE]
+
+With --full the config also has what starts the tracking and LVS subsystems, idle (a vrrp_script every
+60 s tracked by every instance, one virtual server checked every 60 s); pyvrrpd's status endpoint runs in
+both cases (it is on by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -47,12 +52,24 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 PACKET_OUTGOING = 4
 
 
-def config(instances: int) -> str:
-    out = ["global_defs {", "    router_id d1", "    vrrp_version 3", "}"]
+def config(instances: int, full: bool = False) -> str:
+    """The instances; with `full`, also what makes the tracking and LVS subsystems run, idle: a
+    vrrp_script every 60 s tracked by every instance, and one virtual server whose one
+    real server is checked every 60 s (the status endpoint runs in both cases: it is on by default)."""
+    out = ["global_defs {", "    router_id d1", "    vrrp_version 3", "    enable_script_security",
+           "    script_user root", "}"]
+    track = []
+    if full:
+        out += ["vrrp_script chk_idle {", "    script \"/bin/true\"", "    interval 60", "}"]
+        track = ["    track_script {", "        chk_idle", "    }"]
     for vrid in range(1, instances + 1):
         out += [f"vrrp_instance VI_{vrid} {{", "    state MASTER", "    interface lan0",
                 f"    virtual_router_id {vrid}", "    priority 150", f"    advert_int {INTERVAL:g}",
-                "    virtual_ipaddress {", f"        203.0.113.{vrid}/32 dev lan0", "    }", "}"]
+                "    virtual_ipaddress {", f"        203.0.113.{vrid}/32 dev lan0", "    }", *track, "}"]
+    if full:
+        out += ["virtual_server 203.0.113.1 80 {", "    delay_loop 60", "    lb_algo rr", "    lb_kind DR",
+                "    protocol TCP", "    real_server 198.51.100.12 80 {", "        weight 1",
+                "        TCP_CHECK {", "            connect_timeout 3", "        }", "    }", "}"]
     return "\n".join(out) + "\n"
 
 
@@ -131,11 +148,11 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
-def measure(lab, impl: str, instances: int, seconds: float) -> dict:
+def measure(lab, impl: str, instances: int, seconds: float, full: bool = False) -> dict:
     from tests.net.lab import start_daemon, wait_for
 
     vips = {f"203.0.113.{v}" for v in range(1, instances + 1)}
-    peer = start_daemon(impl, lab, "d1", config(instances))
+    peer = start_daemon(impl, lab, "d1", config(instances, full))
     try:
         t_start = time.monotonic()
         wait_for(lambda: vips <= lab.addresses("d1"), timeout=30, interval=0.2, what=f"{impl}'s {instances} VIPs")
@@ -201,6 +218,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3, help="runs of each daemon, in ABBA order (1-20)")
     p.add_argument("--daemons", default="pyvrrpd,keepalived")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--full", action="store_true",
+                   help="also a tracked vrrp_script and a virtual server (tracking and LVS subsystems, idle)")
     p.add_argument("--workdir")
     p.add_argument("--sniff", action="store_true", help=argparse.SUPPRESS)  # internal: the d2 side
     p.add_argument("--iface", default="lan0", help=argparse.SUPPRESS)
@@ -218,12 +237,15 @@ def main() -> int:
         return 2
     from tests.net.lab import Lab, LabError
 
+    # Byte-compiled, as an installed package is: with PYTHONDONTWRITEBYTECODE=1 a development tree would be
+    # compiled at every start, which measures CPython's compiler rather than pyvrrpd.
+    compileall.compile_dir(str(ROOT / "pyvrrpd"), quiet=1)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pyvrrpd-scale-"))
     rows = []
     with Lab({"d1": 11, "d2": 12}, workdir=workdir) as lab:
         for run, impl in abba(impls, args.runs):
             try:
-                rows.append(measure(lab, impl, args.instances, args.seconds))
+                rows.append(measure(lab, impl, args.instances, args.seconds, args.full))
             except (LabError, subprocess.TimeoutExpired, OSError, ValueError, IndexError) as e:
                 rows.append({"daemon": impl, "error": f"{type(e).__name__}: {e}"})
             print(f"# {impl} run {run + 1}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)

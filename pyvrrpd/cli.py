@@ -5,7 +5,7 @@
     pyvrrpd status [--control-socket PATH] [--json]                (the running daemon's state)
     pyvrrpd diagnose [-i IFACE ...] [--duration S] [-f FILE] [--json] (explain split brain; see docs/diagnose.md)
 
-Heavy imports (anyio, pyroute2, aiohttp, structlog) happen only on the run path,
+Heavy imports (anyio, pyroute2, structlog) happen only on the run path,
 so ``--check-config`` starts fast.
 """
 

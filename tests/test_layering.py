@@ -147,4 +147,52 @@ def test_subsystems_talk_through_the_root() -> None:
 def test_the_scan_sees_relative_and_lazy_imports() -> None:
     assert "pyvrrpd.net.constants" in imports("pyvrrpd.net.specs")  # `from .constants import ...`
     assert "pyvrrpd.daemon.vrrp" in imports(ROOT_MODULE)  # imported inside a function
-    assert "pyroute2" in closure("pyvrrpd.daemon.vrrp")
+    assert "pyroute2.iproute.linux" in closure("pyvrrpd.daemon.vrrp")
+
+
+# -- what the daemon imports: only what runs (issue 11; the cost of each library is in bench/README.md) --
+
+DAEMON_ENTRIES = ("pyvrrpd.cli", ROOT_MODULE, "pyvrrpd.daemon.vrrp", "pyvrrpd.daemon.tracking",
+                  "pyvrrpd.daemon.notify", "pyvrrpd.daemon.lvs", "pyvrrpd.observe.control")
+
+
+def test_the_daemon_imports_neither_scapy_nor_aiohttp() -> None:
+    reached: set[str] = set()
+    for entry in DAEMON_ENTRIES:
+        reached |= {m for m in closure(entry) if m in MODULES}
+    assert not any(m.startswith("pyvrrpd.diagnose") for m in reached), "the daemon reaches the diagnose command"
+    for name in sorted(reached):
+        tops = {imported.split(".")[0] for imported in imports(name)}
+        assert "scapy" not in tops, f"{name} imports scapy: it belongs to diagnostics and tests only"
+        assert "aiohttp" not in tops, f"{name} imports aiohttp (13 MB of RSS): the control endpoint and the " \
+                                      "HTTP checkers speak HTTP over anyio streams"
+
+
+def test_the_subsystems_import_neither_aiohttp_nor_all_of_pyroute2() -> None:
+    """What `pyvrrpd -f` imports for VRRP, tracking, notify, LVS and the control endpoint, in a fresh
+    interpreter: no scapy, no aiohttp, and of pyroute2 only the rtnetlink modules, not its package import
+    (NDB, IPDB, conntrack: pyvrrpd/net/lean.py)."""
+    import json
+    import subprocess
+
+    code = ("import json, sys\n"
+            f"for m in {DAEMON_ENTRIES!r}: __import__(m)\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                       check=True, timeout=60).stdout)
+    assert "pyroute2.iproute.linux" in loaded  # the scan below would be empty if the import failed
+    for unwanted in ("scapy", "aiohttp", "pyroute2.ndb", "pyroute2.ipdb", "pyroute2.conntrack", "sqlite3"):
+        assert not [m for m in loaded if m == unwanted or m.startswith(unwanted + ".")], f"the daemon imports {unwanted}"
+
+
+def test_lean_packages_still_work_in_full_when_a_name_of_theirs_is_used() -> None:
+    import subprocess
+
+    code = ("from pyvrrpd.net.lean import lean\n"
+            "lean('pyroute2')\n"
+            "import sys, pyroute2.netlink.exceptions\n"
+            "assert 'pyroute2.ndb' not in sys.modules\n"
+            "from pyroute2 import IPRoute, config\n"  # a name of the package runs its real __init__
+            "import pyroute2\n"
+            "assert 'pyroute2.ndb' in sys.modules and pyroute2.IPRoute is IPRoute and pyroute2.__version__\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

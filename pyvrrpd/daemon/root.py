@@ -439,8 +439,4 @@ def _control_server(args: argparse.Namespace, log):
         path = None
     if path is None and args.listen is None:
         return None
-    # Imported here, before the event loop runs: importing aiohttp takes 0.1-0.3 s, and inside the loop
-    # that would stall the VRRP instances that have just started (a backup then misses three 0.1 s adverts).
-    import aiohttp.web  # noqa: F401
-
     return ControlServer(unix_path=path, tcp=args.listen, log=log)

@@ -61,6 +61,9 @@ class Firewall:
         await self.aclose()
 
     async def open(self) -> None:
+        from pyvrrpd.net.lean import lean
+
+        lean("pyroute2")  # its submodules only (see lean.py)
         from pyroute2.nftables.main import AsyncNFTables  # only daemons that need it pay the import
 
         for version, family in _NFPROTO.items():

@@ -181,3 +181,47 @@ def test_unit_file_verifies(tmp_path):
     text = unit.read_text()
     for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Conflicts=keepalived.service"):
         assert line in text.splitlines()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_http_edges_keep_alive_head_and_more_garbage(tmp_path, anyio_backend):
+    path = str(tmp_path / "c.sock")
+
+    def check():
+        get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        two = _raw(path, get + get.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        assert two.count(b"HTTP/1.1 200 OK") == 2 and two.endswith(b"ok\n")  # keep-alive, then close
+        head = _raw(path, b"HEAD /status HTTP/1.0\r\n\r\n")  # HTTP/1.0: closed after one answer
+        assert _code(head) == 200 and head.endswith(b"\r\n\r\n") and b"Content-Length: " in head
+        assert _code(_raw(path, b"GET /status HTTP/1.1\r\n" + b"X-A: b\r\n" * 100 + b"\r\n")) == 431
+        assert _code(_raw(path, b"GET /status HTTP/1.1\r\nContent-Length: -1\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET /status HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET /status HTTP/2.0\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET status HTTP/1.1\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET /status HTTP/1.1\r\nno colon\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET /\xff HTTP/1.1\r\n\r\n")) == 400
+        assert _code(_raw(path, b"GET /nothing?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n")) == 404
+        assert _raw(path, b"", timeout=1.0) == b""  # a client that connects and closes: no answer, no error
+        assert json.loads(status.fetch(path))["process"]["pid"] == 4242  # still serving
+
+    server = await _serve(path, check)
+    assert server.requests["rejected"] == 8 and server.errors == 8
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_failing_snapshot_costs_one_answer(tmp_path, anyio_backend):
+    path = str(tmp_path / "c.sock")
+
+    def broken() -> dict:
+        raise RuntimeError("bug")
+
+    server = ControlServer(broken, unix_path=path)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        answer = await anyio.to_thread.run_sync(_raw, path, b"GET /status HTTP/1.1\r\n\r\n")
+        assert _code(answer) == 500
+        healthz = await anyio.to_thread.run_sync(_raw, path, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert _code(healthz) == 200
+        tg.cancel_scope.cancel()
