@@ -82,6 +82,8 @@ def request(family: int, seq: int, op: d.Operation) -> bytes:
                              w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_key_attrs(dkey)))
         case d.Flush():
             return w.message(family, w.CMD_FLUSH, req, seq, b"")
+        case d.SetTimeouts(tcp=tcp, tcpfin=tcpfin, udp=udp):
+            return w.message(family, w.CMD_SET_CONFIG, req, seq, w.timeout_attrs(tcp, tcpfin, udp))
     raise TypeError(f"not an IPVS operation: {op!r}")
 
 
@@ -226,6 +228,7 @@ class FakeIpvs:
         self.services: dict = dict(table.services) if table else {}
         self.dests: dict = dict(table.dests) if table else {}
         self.fail = fail
+        self.timeouts = (0, 0, 0)  # tcp, tcpfin, udp as SetTimeouts left them (0: the kernel's default)
         self.log: list[d.Operation] = []
         self.dumps = 0
         self.closed = False
@@ -246,6 +249,8 @@ class FakeIpvs:
             d.apply_one(self.services, self.dests, op)
         except d.OpError as exc:
             raise op_error(op, code=exc.errno) from None
+        if isinstance(op, d.SetTimeouts):  # the kernel keeps a value given as 0
+            self.timeouts = tuple(new or old for new, old in zip((op.tcp, op.tcpfin, op.udp), self.timeouts))
         self.log.append(op)
 
     async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:

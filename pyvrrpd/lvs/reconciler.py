@@ -21,6 +21,8 @@ Rules (docs/lvs.md):
   they are gone from the kernel.
 * **Errors** are logged with the entry and errno, counted, and retried by a full pass after
   ``retry_delay`` (doubling up to ``resync_interval``); they are never fatal.
+* **Timeouts.** ``lvs_timeouts`` (tcp, tcpfin, udp) are set at the first pass and again at the first
+  pass after each reload, as keepalived does at start and reload; a failure is retried at the next pass.
 * **Stop** (cancellation, i.e. SIGTERM): everything owned is removed (destinations, then
   services), shielded and time-boxed; ``lvs_flush_on_stop`` flushes the table instead;
   ``release_on_stop=False`` (keepalived's ``-I``) leaves it all in place.
@@ -96,6 +98,7 @@ class LvsSubsystem:
         self._old_owned: tuple[set, set] = (set(), set())  # owned by a previous config, until gone
         self._wake: anyio.Event | None = None  # made in run(): an anyio Event needs the event loop
         self._full_due = True
+        self._timeouts_due = any(config.global_defs.lvs_timeouts)  # lvs_timeouts to set at the next pass
         self._next_retry = RETRY_DELAY
         self.last_error: str | None = None
         self.dump_seconds = 0.0  # how long the last full dump took
@@ -157,6 +160,7 @@ class LvsSubsystem:
         self._old_owned[0].update(old.owned_services)
         self._old_owned[1].update(old.owned_dests)
         self._full_due = True
+        self._timeouts_due = any(config.global_defs.lvs_timeouts)  # set again, as keepalived does on reload
         if self._wake is not None:
             self._wake.set()
         return None
@@ -211,6 +215,9 @@ class LvsSubsystem:
         full = self._full_due or had_error
         self.last_error = None
         self._wake = anyio.Event()
+        if self._timeouts_due:
+            tcp, tcpfin, udp = self._config.global_defs.lvs_timeouts
+            self._timeouts_due = not await self._apply([d.SetTimeouts(tcp, tcpfin, udp)], "lvs_timeouts")
         want = self._compute()
         if full:
             t0 = anyio.current_time()

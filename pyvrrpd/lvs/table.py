@@ -293,10 +293,20 @@ def parse_granularity(text: str, af: int) -> int | None:
     return plen if 1 <= plen <= 128 else None
 
 
+# Tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*) and encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*).
+TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
+TUN_CSUM_FLAGS = {"nocsum": 0, "csum": 1, "remcsum": 2}
+
+
 def destination(rs: m.RealServer | m.SorryServer, weight: int) -> Destination:
     thresholds = (rs.uthreshold or 0, rs.lthreshold or 0) if isinstance(rs, m.RealServer) else (0, 0)
-    return Destination(key=DestKey(rs.address, rs.port or 0), weight=weight, fwd=FWD_OF_KIND[rs.lb_kind],
-                       u_thresh=thresholds[0], l_thresh=thresholds[1])
+    tun = rs.tunnel if rs.lb_kind is m.LbKind.TUN else None
+    if tun is None:
+        return Destination(key=DestKey(rs.address, rs.port or 0), weight=weight, fwd=FWD_OF_KIND[rs.lb_kind],
+                           u_thresh=thresholds[0], l_thresh=thresholds[1])
+    return Destination(key=DestKey(rs.address, rs.port or 0), weight=weight, fwd=TUNNEL, u_thresh=thresholds[0],
+                       l_thresh=thresholds[1], tun_type=TUN_TYPES[tun.type], tun_port=tun.port,
+                       tun_flags=TUN_CSUM_FLAGS[tun.csum])
 
 
 # --------------------------------------------------------------------------- the table

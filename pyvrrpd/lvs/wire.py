@@ -25,9 +25,10 @@ IPVS_GENL_VERSION = 1
 
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
-CMD_FLUSH = 17
+CMD_SET_CONFIG, CMD_FLUSH = 12, 17
 
 ATTR_SERVICE, ATTR_DEST = 1, 2
+ATTR_TIMEOUT_TCP, ATTR_TIMEOUT_TCP_FIN, ATTR_TIMEOUT_UDP = 4, 5, 6
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
 SVC_PE_NAME = 11
 (DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH) = range(1, 7)
@@ -118,6 +119,11 @@ def dest_attrs(dest: Destination) -> bytes:
         out += (_attr(DEST_TUN_TYPE, struct.pack("=B", dest.tun_type)) + _be16(DEST_TUN_PORT, dest.tun_port)
                 + _attr(DEST_TUN_FLAGS, struct.pack("=H", dest.tun_flags)))
     return out
+
+
+def timeout_attrs(tcp: int, tcpfin: int, udp: int) -> bytes:
+    """SET_CONFIG's three u32 timeouts, in seconds; the kernel keeps its value for a 0."""
+    return _u32(ATTR_TIMEOUT_TCP, tcp) + _u32(ATTR_TIMEOUT_TCP_FIN, tcpfin) + _u32(ATTR_TIMEOUT_UDP, udp)
 
 
 def nest(kind: int, payload: bytes) -> bytes:
