@@ -119,6 +119,24 @@ def test_same_bytes_as_pyroute2_for_a_tunnel_destination():
     assert ours == theirs
 
 
+@pytest.mark.parametrize("dest", DESTS)
+@pytest.mark.parametrize("service", [S4, S6, F6])
+def test_the_fast_destination_message_is_the_general_one(service, dest):
+    for cmd, flags in ((w.CMD_NEW_DEST, 0x605), (w.CMD_SET_DEST, 0x5)):
+        general = w.message(30, cmd, flags, 7, w.nested_service_key(service) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
+        assert w.dest_message(30, cmd, flags, 7, service, dest) == general
+
+
+def test_fast_constructors_make_the_same_values():
+    from pyvrrpd.lvs import table as t
+
+    for addr, port in ((ip_address("203.0.113.11"), 80), (ip_address("2001:db8::11"), 0)):
+        key = t.dest_key(addr, port)
+        assert key == DestKey(addr, port) and hash(key) == hash(DestKey(addr, port))
+        fast, slow = t.dest(key, 3, TUNNEL, 1, 2, 1, 6080, 1), Destination(DestKey(addr, port), 3, TUNNEL, 1, 2, 1, 6080, 1)
+        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+
+
 def test_set_timeouts_message_bytes():
     """lvs_timeouts: IPVS_CMD_SET_CONFIG (12) with the three u32 timeouts (attributes 4, 5, 6)."""
     raw = ipvs.request(30, 7, d.SetTimeouts(900, 0, 60))

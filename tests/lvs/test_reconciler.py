@@ -313,3 +313,22 @@ async def test_tunnel_options_reach_the_destination(config):
         assert got == {"203.0.113.11:80": (t.TUNNEL, 2, 0, 1), "203.0.113.12:80": (t.TUNNEL, 1, 6080, 2),
                        "203.0.113.13:80": (t.TUNNEL, 0, 0, 0)}
         tg.cancel_scope.cancel()
+
+
+def test_no_gc_collections_restores_the_collector():
+    import gc
+
+    from pyvrrpd.lvs.reconciler import no_gc_collections
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError), no_gc_collections():
+        assert not gc.isenabled()
+        raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_gc_collections():
+            pass
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
