@@ -87,6 +87,7 @@ class FileUse:
     rs: RealServerKey
     index: int
     weight: int
+    reverse: bool = False
 
 
 @dataclass(slots=True)
@@ -178,7 +179,7 @@ class _Builder:
             path = ""
         else:
             path = tf.path
-        self.plan.files.setdefault(ck.track_file, (path, []))[1].append(FileUse(key, index, ck.weight))
+        self.plan.files.setdefault(ck.track_file, (path, []))[1].append(FileUse(key, index, ck.weight, ck.reverse))
 
     def _probe(self, ck: m.AnyChecker, vs: m.VirtualServer, rs: m.RealServer, key: RealServerKey) -> Probe | None:
         kind = _KINDS[type(ck)]
@@ -220,7 +221,7 @@ class _Builder:
             run = _one(probe_dns, target, ck.name, ck.type)
         elif isinstance(ck, m.UdpCheck):
             pattern = parse_pattern(ck.require_reply) if ck.require_reply else None
-            run = _one(probe_udp, target, ck.payload, pattern, require_reply=pattern is not None,
+            run = _one(probe_udp, target, ck.payload, pattern, require_reply=ck.reply_required or pattern is not None,
                        min_len=ck.min_reply_length, max_len=ck.max_reply_length)
         else:
             run = _one(probe_ping, target)
@@ -519,7 +520,7 @@ class Checkers:
                 server = self.plan.servers.get(use.rs)
                 if server is None:
                     continue
-                up, offset = file_check_state(value, use.weight)
+                up, offset = file_check_state(value, use.weight, use.reverse)
                 alive_changed = server.health.set_checker(use.index, up)
                 weight_changed = server.health.set_offset(use.index, offset)
                 if not initial:

@@ -691,6 +691,65 @@ SUPPORTED: frozenset[str] = frozenset(
     global_defs/smtp_helo_name global_defs/smtp_connect_timeout global_defs/smtp_alert
     global_defs/smtp_alert_vrrp
     """.split()
+) | frozenset(
+    # LVS: what the daemon's LVS subsystem (pyvrrpd/daemon/lvs.py: checkers into the IPVS reconciler)
+    # acts on. Not here, so still "not supported yet": global_defs lvs_sync_daemon, lvs_notify_fifo(_script),
+    # smtp_alert_checker; virtual_server ha_suspend, smtp_alert, snmp_name; real_server smtp_alert,
+    # snmp_name; BFD_CHECK; url regex_stack (a PCRE2 JIT stack size: Python's re has none).
+    """
+    global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts
+    global_defs/checker_log_all_failures
+
+    SSL SSL/password SSL/ca SSL/certificate SSL/key
+    virtual_server_group
+    virtual_server virtual_server/ip_family virtual_server/retry virtual_server/delay_before_retry
+    virtual_server/warmup virtual_server/connect_timeout virtual_server/delay_loop
+    virtual_server/inhibit_on_failure virtual_server/lvs_sched virtual_server/hashed virtual_server/ops
+    virtual_server/flag-1 virtual_server/flag-2 virtual_server/flag-3 virtual_server/sh-port
+    virtual_server/sh-fallback virtual_server/mh-port virtual_server/mh-fallback virtual_server/lvs_method
+    virtual_server/persistence_engine virtual_server/persistence_timeout virtual_server/persistence_granularity
+    virtual_server/protocol virtual_server/virtualhost virtual_server/alpha virtual_server/omega
+    virtual_server/quorum_up virtual_server/quorum_down virtual_server/quorum virtual_server/hysteresis
+    virtual_server/weight virtual_server/sorry_server virtual_server/sorry_server_inhibit
+    virtual_server/sorry_server_lvs_method virtual_server/real_server
+
+    virtual_server/real_server/weight virtual_server/real_server/lvs_method
+    virtual_server/real_server/uthreshold virtual_server/real_server/lthreshold
+    virtual_server/real_server/inhibit_on_failure virtual_server/real_server/notify_up
+    virtual_server/real_server/notify_down virtual_server/real_server/alpha virtual_server/real_server/retry
+    virtual_server/real_server/delay_before_retry virtual_server/real_server/warmup
+    virtual_server/real_server/connect_timeout virtual_server/real_server/delay_loop
+    virtual_server/real_server/virtualhost
+
+    virtual_server/real_server/MISC_CHECK virtual_server/real_server/MISC_CHECK/retry
+    virtual_server/real_server/MISC_CHECK/delay_before_retry virtual_server/real_server/MISC_CHECK/warmup
+    virtual_server/real_server/MISC_CHECK/delay_loop virtual_server/real_server/MISC_CHECK/alpha
+    virtual_server/real_server/MISC_CHECK/log_all_failures virtual_server/real_server/MISC_CHECK/misc_path
+    virtual_server/real_server/MISC_CHECK/misc_timeout virtual_server/real_server/MISC_CHECK/misc_dynamic
+    virtual_server/real_server/MISC_CHECK/user
+    virtual_server/real_server/SMTP_CHECK virtual_server/real_server/SMTP_CHECK/helo_name
+    virtual_server/real_server/SMTP_CHECK/host
+    virtual_server/real_server/TCP_CHECK virtual_server/real_server/PING_CHECK
+    virtual_server/real_server/UDP_CHECK virtual_server/real_server/UDP_CHECK/payload
+    virtual_server/real_server/UDP_CHECK/require_reply virtual_server/real_server/UDP_CHECK/min_reply_length
+    virtual_server/real_server/UDP_CHECK/max_reply_length
+    virtual_server/real_server/DNS_CHECK virtual_server/real_server/DNS_CHECK/type
+    virtual_server/real_server/DNS_CHECK/name
+    virtual_server/real_server/FILE_CHECK virtual_server/real_server/FILE_CHECK/track_file
+    virtual_server/real_server/FILE_CHECK/weight
+    """.split()
+) | frozenset(
+    f"virtual_server/real_server/{checker}/{keyword}"
+    for checker in ("TCP_CHECK", "PING_CHECK", "UDP_CHECK", "DNS_CHECK", "SMTP_CHECK", "SMTP_CHECK/host",
+                    "HTTP_GET", "SSL_GET")
+    for keyword in ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark",
+                    "retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
+) | frozenset(
+    f"virtual_server/real_server/{checker}{keyword}"
+    for checker in ("HTTP_GET", "SSL_GET")
+    for keyword in ("", "/virtualhost", "/http_protocol", "/enable_sni", "/fast_recovery", "/url", "/url/path",
+                    "/url/digest", "/url/status_code", "/url/virtualhost", "/url/regex", "/url/regex_no_match",
+                    "/url/regex_options", "/url/regex_min_offset", "/url/regex_max_offset")
 )
 
 #: Options of a ``virtual_ipaddress``/``virtual_ipaddress_excluded`` line that pyvrrpd reads but does

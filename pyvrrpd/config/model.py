@@ -368,6 +368,7 @@ class GlobalDefs(_Value):
     shutdown_script_timeout_us: int = 10 * SECOND
     # LVS
     lvs_flush: bool = False
+    lvs_timeouts: tuple[int, int, int] = (0, 0, 0)  # tcp, tcpfin, udp, seconds; 0: the kernel's is kept
     lvs_flush_on_stop: str | None = None  # None, "FULL" or "VS"
     lvs_sync_daemon: tuple[str, ...] = ()  # raw words after the keyword
     checker_log_all_failures: bool = False
@@ -634,6 +635,7 @@ class UdpCheck(ConnectChecker):
 
     payload: bytes | None = None
     require_reply: str | None = None  # hex with X wildcards, as written
+    reply_required: bool = False  # require_reply given, with or without a pattern: a reply must come
     min_reply_length: int = 0
     max_reply_length: int | None = None
 
@@ -654,10 +656,12 @@ class MiscCheck(Checker):
 
 @_frozen
 class FileCheck(_Value):
-    """A ``FILE_CHECK``: the value of a ``track_file``."""
+    """A ``FILE_CHECK``: the value of a ``track_file``, times ``weight`` (negated with ``reverse``).
+    Without a weight of its own (or with 0) it has the track_file's weight and reverse."""
 
     track_file: str
     weight: int = 1
+    reverse: bool = False
     span: Span = _place()
 
 
@@ -676,12 +680,23 @@ AnyChecker = (
 
 
 @_frozen
+class Tunnel(_Value):
+    """The options of ``lvs_method TUN type {ipip|gue port N|gre} [nocsum|csum|remcsum]``."""
+
+    type: str = "ipip"  # "ipip", "gue" or "gre"
+    port: int = 0  # gue only: the UDP port of the encapsulation
+    csum: str = "nocsum"  # "nocsum", "csum" or "remcsum" (gue; gre has no remcsum, ipip none)
+    span: Span = _place()
+
+
+@_frozen
 class SorryServer(_Value):
     """A ``sorry_server``: used when no real server is up."""
 
     address: IPAddress
     port: int | None = None
     lb_kind: LbKind = LbKind.NAT
+    tunnel: Tunnel | None = None  # TUN with options (None: ipip)
     inhibit: bool = False
     span: Span = _place()
 
@@ -694,6 +709,7 @@ class RealServer(_Value):
     port: int | None = None  # NAT with no port: the virtual server's port
     weight: int = 1
     lb_kind: LbKind = LbKind.NAT
+    tunnel: Tunnel | None = None  # TUN with options (None: ipip)
     inhibit_on_failure: bool = False
     alpha: bool = False
     uthreshold: int | None = None
@@ -743,6 +759,7 @@ class VirtualServer(_Value):
     protocol: str | None = None  # "TCP", "UDP", "SCTP"; None for fwmark services
     lb_algo: str = "wlc"
     lb_kind: LbKind = LbKind.NAT
+    tunnel: Tunnel | None = None  # TUN with options (None: ipip); real servers without a method inherit it
     flags: tuple[str, ...] = ()  # hashed, ops, flag-1.., sh-port, ...
     delay_loop_us: int = 60 * SECOND
     connect_timeout_us: int = 5 * SECOND

@@ -11,7 +11,8 @@ before any health is known), then the checkers; both stop together, the reconcil
 This module is the only place that knows both sides' names for a real server: the checkers call it
 ``RealServerKey(vs label, address, port)``, the reconciler ``RsId(vs name, address, port)``; both are made
 from the same config in the same order, so one zip maps them. notify_up/notify_down scripts run here,
-never blocking a check, each killed at its timeout.
+never blocking a check, each killed at its timeout; so do the virtual servers' quorum_up/quorum_down
+scripts, on the reconciler's quorum events.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_label
 from pyvrrpd.checkers.scheduler import Checkers
 from pyvrrpd.config import model
+from pyvrrpd.config.model import Script
 from pyvrrpd.daemon.scripts import ScriptRunner, command_from_config
 from pyvrrpd.lvs import table as t
 from pyvrrpd.lvs.ipvs import IpvsPort
@@ -46,7 +48,7 @@ class Lvs:
                  release_on_stop: bool = True) -> None:
         self.config = config
         self.log = log.bind(subsystem=self.name)
-        self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop)
+        self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop, on_event=self.quorum_change)
         self.checkers = Checkers(config, self, log=self.log)
         self._keys = key_map(config)
         self._tg = None
@@ -67,11 +69,26 @@ class Lvs:
             self._tg.start_soon(self._run_script, event, name=f"notify_{verb} {event.key}")
 
     async def _run_script(self, event: RealServerEvent) -> None:
-        command = command_from_config(event.script, self.config.global_defs)
+        await self._script(event.script, f"notify_{'up' if event.up else 'down'} script for {event.key}")
+
+    # -- the reconciler's quorum events -----------------------------------------------------------
+
+    def quorum_change(self, event: t.QuorumChange) -> None:
+        """A virtual server gained or lost its quorum (or, with omega, is shut down): its quorum_up or
+        quorum_down script runs, never blocking the reconciler (the reconciler logs the change)."""
+        if event.script is None or self._tg is None:
+            return
+        what = f"quorum_{'up' if event.up else 'down'} script for VS {event.vs}"
+        try:
+            self._tg.start_soon(self._script, event.script, what, name=what)
+        except RuntimeError:  # the task group is already closed (stop)
+            self.log.warning(f"{what} not run: stopping")
+
+    async def _script(self, script: Script, what: str) -> None:
+        command = command_from_config(script, self.config.global_defs)
         outcome = await self.scripts.run_command(command, timeout=NOTIFY_SECONDS)
         if not outcome.ok:
-            self.log.warning(f"notify_{'up' if event.up else 'down'} script for {event.key} {outcome.describe()}",
-                             output=outcome.output_text())
+            self.log.warning(f"{what} {outcome.describe()}", output=outcome.output_text())
 
     # -- the subsystem life cycle ----------------------------------------------------------------
 

@@ -82,7 +82,19 @@ class Flush:
         return "flush the IPVS table"
 
 
-Operation = AddService | EditService | DelService | AddDest | EditDest | DelDest | Flush
+@dataclass(frozen=True, slots=True)
+class SetTimeouts:
+    """``lvs_timeouts``: the kernel's connection timeouts, in seconds (0 keeps the kernel's value)."""
+
+    tcp: int = 0
+    tcpfin: int = 0
+    udp: int = 0
+
+    def __str__(self) -> str:
+        return f"set timeouts tcp {self.tcp} tcpfin {self.tcpfin} udp {self.udp}"
+
+
+Operation = AddService | EditService | DelService | AddDest | EditDest | DelDest | Flush | SetTimeouts
 
 
 def same_service(a: Service, b: Service) -> bool:
@@ -197,4 +209,6 @@ def apply_one(services: dict[ServiceKey, Service], dests: dict[tuple[ServiceKey,
         case Flush():
             services.clear()
             dests.clear()
+        case SetTimeouts():
+            pass  # not part of the table
 

@@ -61,9 +61,17 @@ def op_error(op: d.Operation, exc: BaseException | None = None, code: int | None
     return NetError(f"ipvs {verb}", target=target, errno=code)
 
 
+_REQUEST, _CREATE = w.NLM_F_REQUEST | w.NLM_F_ACK, w.NLM_F_REQUEST | w.NLM_F_ACK | w.NLM_F_CREATE_EXCL
+
+
 def request(family: int, seq: int, op: d.Operation) -> bytes:
     """The netlink message for one operation."""
-    req, create = w.NLM_F_REQUEST | w.NLM_F_ACK, w.NLM_F_REQUEST | w.NLM_F_ACK | w.NLM_F_CREATE_EXCL
+    kind = type(op)
+    if kind is d.AddDest:  # (first: what a big table is made of)
+        return w.dest_message(family, w.CMD_NEW_DEST, _CREATE, seq, op.service, op.dest)
+    if kind is d.EditDest:
+        return w.dest_message(family, w.CMD_SET_DEST, _REQUEST, seq, op.service, op.dest)
+    req, create = _REQUEST, _CREATE
     match op:
         case d.AddService(service=svc):
             return w.message(family, w.CMD_NEW_SERVICE, create, seq, w.nest(w.ATTR_SERVICE, w.service_attrs(svc)))
@@ -71,17 +79,13 @@ def request(family: int, seq: int, op: d.Operation) -> bytes:
             return w.message(family, w.CMD_SET_SERVICE, req, seq, w.nest(w.ATTR_SERVICE, w.service_attrs(svc)))
         case d.DelService(key=key):
             return w.message(family, w.CMD_DEL_SERVICE, req, seq, w.nested_service_key(key))
-        case d.AddDest(service=key, dest=dest):
-            return w.message(family, w.CMD_NEW_DEST, create, seq,
-                             w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
-        case d.EditDest(service=key, dest=dest):
-            return w.message(family, w.CMD_SET_DEST, req, seq,
-                             w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
         case d.DelDest(service=key, key=dkey):
             return w.message(family, w.CMD_DEL_DEST, req, seq,
                              w.nested_service_key(key) + w.nest(w.ATTR_DEST, w.dest_key_attrs(dkey)))
         case d.Flush():
             return w.message(family, w.CMD_FLUSH, req, seq, b"")
+        case d.SetTimeouts(tcp=tcp, tcpfin=tcpfin, udp=udp):
+            return w.message(family, w.CMD_SET_CONFIG, req, seq, w.timeout_attrs(tcp, tcpfin, udp))
     raise TypeError(f"not an IPVS operation: {op!r}")
 
 
@@ -226,6 +230,7 @@ class FakeIpvs:
         self.services: dict = dict(table.services) if table else {}
         self.dests: dict = dict(table.dests) if table else {}
         self.fail = fail
+        self.timeouts = (0, 0, 0)  # tcp, tcpfin, udp as SetTimeouts left them (0: the kernel's default)
         self.log: list[d.Operation] = []
         self.dumps = 0
         self.closed = False
@@ -246,6 +251,8 @@ class FakeIpvs:
             d.apply_one(self.services, self.dests, op)
         except d.OpError as exc:
             raise op_error(op, code=exc.errno) from None
+        if isinstance(op, d.SetTimeouts):  # the kernel keeps a value given as 0
+            self.timeouts = tuple(new or old for new, old in zip((op.tcp, op.tcpfin, op.udp), self.timeouts))
         self.log.append(op)
 
     async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:

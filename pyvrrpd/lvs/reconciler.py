@@ -22,6 +22,8 @@ Rules (docs/lvs.md):
   they are gone from the kernel.
 * **Errors** are logged with the entry and errno, counted, and retried by a full pass after
   ``retry_delay`` (doubling up to ``resync_interval``); they are never fatal.
+* **Timeouts.** ``lvs_timeouts`` (tcp, tcpfin, udp) are set at the first pass and again at the first
+  pass after each reload, as keepalived does at start and reload; a failure is retried at the next pass.
 * **Stop** (cancellation, i.e. SIGTERM): everything owned is removed (destinations, then
   services), shielded and time-boxed; ``lvs_flush_on_stop`` flushes the table instead;
   ``release_on_stop=False`` (keepalived's ``-I``) leaves it all in place.
@@ -29,8 +31,10 @@ Rules (docs/lvs.md):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import anyio
@@ -49,6 +53,22 @@ STOP_SECONDS = 30.0  # time box for removing what pyvrrpd owns on stop
 DUMP_SHARE = 50  # the resync interval is at least this many times the last dump's duration
 BATCH = 64  # operations sent in one datagram, and between two checkpoints (the kernel answers at once)
 ERROR_LOG_LIMIT = 20  # kernel errors logged per pass; the rest are counted
+
+
+@contextlib.contextmanager
+def no_gc_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for a synchronous burst of allocation (never across an
+    await): computing a table of 10,000s of entries allocates enough to trigger collections that scan every
+    object of the config again and again (half of a first pass's CPU, bench/ipvs_encode.py). Nothing made
+    there forms a cycle (reference counting frees it); the collector runs as usual afterwards."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -97,6 +117,7 @@ class LvsSubsystem:
         self._old_owned: tuple[set, set] = (set(), set())  # owned by a previous config, until gone
         self._wake: anyio.Event | None = None  # made in run(): an anyio Event needs the event loop
         self._full_due = True
+        self._timeouts_due = any(config.global_defs.lvs_timeouts)  # lvs_timeouts to set at the next pass
         self._next_retry = RETRY_DELAY
         self.last_error: str | None = None
         self.dump_seconds = 0.0  # how long the last full dump took
@@ -160,6 +181,7 @@ class LvsSubsystem:
         self._old_owned[1].update(old.owned_dests)
         # an incremental pass, like a health change: no dump, so a reload that changes one real server
         # costs one netlink operation (the periodic full pass still repairs drift)
+        self._timeouts_due = any(config.global_defs.lvs_timeouts)  # set again, as keepalived does on reload
         if self._wake is not None:
             self._wake.set()
         return None
@@ -214,7 +236,11 @@ class LvsSubsystem:
         full = self._full_due or had_error
         self.last_error = None
         self._wake = anyio.Event()
-        want = self._compute()
+        if self._timeouts_due:
+            tcp, tcpfin, udp = self._config.global_defs.lvs_timeouts
+            self._timeouts_due = not await self._apply([d.SetTimeouts(tcp, tcpfin, udp)], "lvs_timeouts")
+        with no_gc_collections():
+            want = self._compute()
         if full:
             t0 = anyio.current_time()
             try:
@@ -224,12 +250,14 @@ class LvsSubsystem:
                 self._error(exc, "dump")
                 self._backoff(had_error)
                 return
-            # what a pass would do if the kernel held what we believe: the rest is a repair
-            expected = d.diff(want.table, self.actual, *self._owned(want)) if self.counters.full_passes else []
+            with no_gc_collections():
+                # what a pass would do if the kernel held what we believe: the rest is a repair
+                expected = d.diff(want.table, self.actual, *self._owned(want)) if self.counters.full_passes else []
             self.actual = dumped
             self.counters.full_passes += 1
-        owned_s, owned_d = self._owned(want)
-        ops = d.diff(want.table, self.actual, owned_s, owned_d)
+        with no_gc_collections():
+            owned_s, owned_d = self._owned(want)
+            ops = d.diff(want.table, self.actual, owned_s, owned_d)
         if full and self.counters.full_passes > 1:
             known = set(expected)
             repairs = [op for op in ops if op not in known]
@@ -275,7 +303,8 @@ class LvsSubsystem:
         for op in done:
             kind = type(op).__name__
             self.counters.by_kind[kind] = self.counters.by_kind.get(kind, 0) + 1
-        self.actual = self._after(done)
+        with no_gc_collections():
+            self.actual = self._after(done)
         if failed:
             self._full_due = True
         return not failed

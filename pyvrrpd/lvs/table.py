@@ -129,6 +129,41 @@ class Destination:
         return f"{self.key} {FWD_NAMES.get(self.fwd, self.fwd)} {self.weight}"
 
 
+# Fast constructors for the two values a table holds by the ten thousand (a dump, a config): a frozen
+# dataclass's __init__ sets every field through object.__setattr__, about three times slower than
+# setting the slots directly. They make values equal to (and hashing as) the classes' own constructors.
+_new = object.__new__
+_DK_SLOTS = tuple(DestKey.__dict__[name].__set__ for name in ("addr", "port", "_hash"))
+_DEST_SLOTS = tuple(Destination.__dict__[name].__set__
+                    for name in ("key", "weight", "fwd", "u_thresh", "l_thresh", "tun_type", "tun_port", "tun_flags"))
+
+
+def dest_key(addr: IPAddress, port: int = 0) -> DestKey:
+    """``DestKey(addr, port)``, faster."""
+    key = _new(DestKey)
+    set_addr, set_port, set_hash = _DK_SLOTS
+    set_addr(key, addr)
+    set_port(key, port)
+    set_hash(key, hash((int(addr), addr.version, port)))
+    return key
+
+
+def dest(key: DestKey, weight: int, fwd: int, u_thresh: int = 0, l_thresh: int = 0, tun_type: int = 0,
+         tun_port: int = 0, tun_flags: int = 0) -> Destination:
+    """``Destination(...)`` with every field given in order, faster."""
+    d = _new(Destination)
+    s_key, s_weight, s_fwd, s_u, s_l, s_type, s_port, s_flags = _DEST_SLOTS
+    s_key(d, key)
+    s_weight(d, weight)
+    s_fwd(d, fwd)
+    s_u(d, u_thresh)
+    s_l(d, l_thresh)
+    s_type(d, tun_type)
+    s_port(d, tun_port)
+    s_flags(d, tun_flags)
+    return d
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
     """A whole IPVS table (or the part of it someone owns)."""
@@ -294,10 +329,24 @@ def parse_granularity(text: str, af: int) -> int | None:
     return plen if 1 <= plen <= 128 else None
 
 
+# Tunnel types (IP_VS_CONN_F_TUNNEL_TYPE_*) and encapsulation flags (IP_VS_TUNNEL_ENCAP_FLAG_*).
+TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
+TUN_CSUM_FLAGS = {"nocsum": 0, "csum": 1, "remcsum": 2}
+
+
 def destination(rs: m.RealServer | m.SorryServer, weight: int) -> Destination:
-    thresholds = (rs.uthreshold or 0, rs.lthreshold or 0) if isinstance(rs, m.RealServer) else (0, 0)
-    return Destination(key=DestKey(rs.address, rs.port or 0), weight=weight, fwd=FWD_OF_KIND[rs.lb_kind],
-                       u_thresh=thresholds[0], l_thresh=thresholds[1])
+    u_thresh, l_thresh = (rs.uthreshold or 0, rs.lthreshold or 0) if type(rs) is m.RealServer else (0, 0)
+    kind, key = rs.lb_kind, dest_key(rs.address, rs.port or 0)
+    # (no FWD_OF_KIND[kind]: an Enum hashes in Python, slowly)
+    if kind is _NAT:
+        return dest(key, weight, MASQ, u_thresh, l_thresh)
+    if kind is _DR or rs.tunnel is None:
+        return dest(key, weight, DROUTE if kind is _DR else TUNNEL, u_thresh, l_thresh)
+    tun = rs.tunnel
+    return dest(key, weight, TUNNEL, u_thresh, l_thresh, TUN_TYPES[tun.type], tun.port, TUN_CSUM_FLAGS[tun.csum])
+
+
+_NAT, _DR = m.LbKind.NAT, m.LbKind.DR
 
 
 # --------------------------------------------------------------------------- the table
@@ -317,22 +366,30 @@ class _Static:
     keys: list[ServiceKey]
     services: list[Service]
     real: list[tuple[m.RealServer, RsId, Destination]]  # with the configured weight
+    initial_up: list[bool]  # of each real server before its first check
     sorry_on: Destination | None
     sorry_off: Destination | None
     owned_dests: list[tuple[ServiceKey, DestKey]]
+    # the table's entries while every real server is up with its configured weight (the common case)
+    all_up: list[tuple[tuple[ServiceKey, DestKey], Destination]]
 
 
 def _static(vs: m.VirtualServer, groups: Mapping[str, m.VirtualServerGroup]) -> _Static:
     name = vs_name(vs)
     keys = service_keys(vs, groups)
     real = [(rs, RsId(name, rs.address, rs.port or 0), destination(rs, rs.weight)) for rs in vs.real_servers]
-    dest_keys = [dest.key for _, _, dest in real]
+    up_dests = [dest for _, _, dest in real]
+    dest_keys = [dest.key for dest in up_dests]
     sorry_on = sorry_off = None
     if vs.sorry_server is not None:
         sorry_on, sorry_off = destination(vs.sorry_server, SORRY_WEIGHT), destination(vs.sorry_server, 0)
+        if vs.sorry_server.inhibit and sorry_off.key not in dest_keys:
+            up_dests.append(sorry_off)  # kept with weight 0 while not needed
         dest_keys.append(sorry_on.key)
-    return _Static(vs, name, keys, [service_attrs(vs, key) for key in keys], real, sorry_on, sorry_off,
-                   [(key, dk) for key in keys for dk in dest_keys])
+    all_up = [((key, dest.key), dest) for key in keys for dest in up_dests]
+    return _Static(vs, name, keys, [service_attrs(vs, key) for key in keys], real,
+                   [not any(_alpha(ck) for ck in rs.checkers) for rs in vs.real_servers], sorry_on, sorry_off,
+                   [(key, dk) for key in keys for dk in dest_keys], all_up)
 
 
 def carry_memo(memo: dict, config_vss: Iterable[m.VirtualServer]) -> dict:
@@ -384,24 +441,32 @@ def desired(
         vs, name = st.vs, st.name
         states = []
         weight_sum = 0
-        for rs, rid, dest in st.real:
+        all_up = True  # every real server up with its configured weight
+        for (rs, rid, dest), up in zip(st.real, st.initial_up):
             h = health.get(rid) if health else None
-            if h is None:
-                up, w = not any(_alpha(ck) for ck in rs.checkers), dest.weight
-            else:
+            if h is not None:
                 up = h.up
-                w = dest.weight if h.weight is None else effective_weight(rs, h)
-                if w != dest.weight:
-                    dest = replace(dest, weight=w)
+                if h.weight is not None:
+                    w = effective_weight(rs, h)
+                    if w != dest.weight:
+                        dest = replace(dest, weight=w)
+                        all_up = False
             states.append((rs, up, dest))
             if up:
-                weight_sum += w
+                weight_sum += dest.weight
+            else:
+                all_up = False
 
         up, event = _quorum(vs, name, weight_sum, None if quorum is None else quorum.get(name))
         new_quorum[name] = up
         if event is not None:
             events.append(event)
         sorry_active = st.sorry_on is not None and not up
+        for key, svc in zip(st.keys, st.services):
+            services.setdefault(key, svc)  # a service two virtual servers make: the first one's attributes
+        if all_up and not sorry_active:
+            dests.update(st.all_up)
+            continue
 
         vs_dests: dict[DestKey, Destination] = {}
         for rs, alive, dest in states:
@@ -415,8 +480,7 @@ def desired(
             elif vs.sorry_server is not None and vs.sorry_server.inhibit and st.sorry_off.key not in vs_dests:
                 vs_dests[st.sorry_off.key] = st.sorry_off
 
-        for key, svc in zip(st.keys, st.services):
-            services.setdefault(key, svc)  # a service two virtual servers make: the first one's attributes
+        for key in st.keys:
             for dk, dest in vs_dests.items():
                 dests[(key, dk)] = dest
 

@@ -15,7 +15,7 @@ import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
 
-from pyvrrpd.lvs.table import Destination, DestKey, Service, ServiceKey
+from pyvrrpd.lvs.table import Destination, DestKey, Service, ServiceKey, dest, dest_key
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
@@ -25,9 +25,10 @@ IPVS_GENL_VERSION = 1
 
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
-CMD_FLUSH = 17
+CMD_SET_CONFIG, CMD_FLUSH = 12, 17
 
 ATTR_SERVICE, ATTR_DEST = 1, 2
+ATTR_TIMEOUT_TCP, ATTR_TIMEOUT_TCP_FIN, ATTR_TIMEOUT_UDP = 4, 5, 6
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
 SVC_PE_NAME = 11
 (DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH) = range(1, 7)
@@ -120,6 +121,42 @@ def dest_attrs(dest: Destination) -> bytes:
     return out
 
 
+def timeout_attrs(tcp: int, tcpfin: int, udp: int) -> bytes:
+    """SET_CONFIG's three u32 timeouts, in seconds; the kernel keeps its value for a 0."""
+    return _u32(ATTR_TIMEOUT_TCP, tcp) + _u32(ATTR_TIMEOUT_TCP_FIN, tcpfin) + _u32(ATTR_TIMEOUT_UDP, udp)
+
+
+# A destination command in two pieces: the message and generic-netlink headers, and the whole DEST
+# attribute of a destination that is not a GUE/GRE tunnel (address family, address, port, forwarding
+# method, weight, thresholds), each one struct: the command the reconciler sends by the ten thousand.
+_HEADERS = struct.Struct("=IHHIIBBH")
+_DEST_NEST4 = struct.Struct("=HH" + _DEST_KEY4.format[1:] + _DEST_NUMBERS.format[1:])
+_DEST_NEST6 = struct.Struct("=HH" + _DEST_KEY6.format[1:] + _DEST_NUMBERS.format[1:])
+
+
+def dest_message(family: int, cmd: int, flags: int, seq: int, service: ServiceKey, dest: Destination) -> bytes:
+    """``message(family, cmd, flags, seq, nested_service_key(service) + nest(ATTR_DEST, dest_attrs(dest)))``,
+    the same bytes, in a third of the time."""
+    key = dest.key
+    addr = key.addr
+    if dest.tun_type:
+        attrs = nested_service_key(service) + nest(ATTR_DEST, dest_attrs(dest))
+        return message(family, cmd, flags, seq, attrs)
+    if addr.version == 4:
+        nested = _DEST_NEST4.pack(_DEST_NEST4.size, ATTR_DEST, 6, DEST_ADDR_FAMILY, socket.AF_INET, 8, DEST_ADDR,
+                                  addr.packed, 6, DEST_PORT, socket.htons(key.port), 8, DEST_FWD, dest.fwd, 8,
+                                  DEST_WEIGHT, dest.weight, 8, DEST_U_THRESH, dest.u_thresh, 8, DEST_L_THRESH,
+                                  dest.l_thresh)
+    else:
+        nested = _DEST_NEST6.pack(_DEST_NEST6.size, ATTR_DEST, 6, DEST_ADDR_FAMILY, socket.AF_INET6, 20, DEST_ADDR,
+                                  addr.packed, 6, DEST_PORT, socket.htons(key.port), 8, DEST_FWD, dest.fwd, 8,
+                                  DEST_WEIGHT, dest.weight, 8, DEST_U_THRESH, dest.u_thresh, 8, DEST_L_THRESH,
+                                  dest.l_thresh)
+    svc = nested_service_key(service)
+    return _HEADERS.pack(_HEADERS.size + len(svc) + len(nested), family, flags, seq, 0, cmd, IPVS_GENL_VERSION,
+                         0) + svc + nested
+
+
 def nest(kind: int, payload: bytes) -> bytes:
     return _attr(kind, payload)
 
@@ -196,15 +233,15 @@ def decode_dest(a: dict, service_af: int) -> Destination:
     family = number(a, DEST_ADDR_FAMILY, "=H", AF_OF[service_af])
     if family not in VERSION_OF:
         raise WireError(f"unknown address family {family}")
-    return Destination(
-        key=DestKey(_addr(a.get(DEST_ADDR), VERSION_OF[family]), number(a, DEST_PORT, "!H")),
-        weight=number(a, DEST_WEIGHT, "=I"),
-        fwd=number(a, DEST_FWD, "=I") & 0x7,
-        u_thresh=number(a, DEST_U_THRESH, "=I"),
-        l_thresh=number(a, DEST_L_THRESH, "=I"),
-        tun_type=number(a, DEST_TUN_TYPE, "=B"),
-        tun_port=number(a, DEST_TUN_PORT, "!H"),
-        tun_flags=number(a, DEST_TUN_FLAGS, "=H"),
+    return dest(  # (a dump decodes the whole table: the fast constructors)
+        dest_key(_addr(a.get(DEST_ADDR), VERSION_OF[family]), number(a, DEST_PORT, "!H")),
+        number(a, DEST_WEIGHT, "=I"),
+        number(a, DEST_FWD, "=I") & 0x7,
+        number(a, DEST_U_THRESH, "=I"),
+        number(a, DEST_L_THRESH, "=I"),
+        number(a, DEST_TUN_TYPE, "=B"),
+        number(a, DEST_TUN_PORT, "!H"),
+        number(a, DEST_TUN_FLAGS, "=H"),
     )
 
 

@@ -227,8 +227,9 @@ async def test_file_check(config, fakes, tmp_path):
     cfg = config(f"""
 track_file tf {{
     file {f}
+    weight 0
 }}
-""" + vs("203.0.113.10", rs("198.51.100.21", 8080, "FILE_CHECK { track_file tf\n weight 0 }"),
+""" + vs("203.0.113.10", rs("198.51.100.21", 8080, "FILE_CHECK { track_file tf }"),  # the track_file's weight 0
          rs("198.51.100.22", 8080, "FILE_CHECK { track_file tf\n weight 5 }", extra="weight 10")))
     sink = RecordingSink()
     rs2 = key("[203.0.113.10]:tcp:80", "198.51.100.22", 8080)

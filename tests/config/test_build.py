@@ -1008,6 +1008,101 @@ def test_file_check_needs_a_defined_track_file(load):
     assert b.has(15, "NOPE") and b.has(16, "no valid track_file")
 
 
+def test_file_check_weight_and_reverse_as_keepalived(load):
+    b = load("track_file TF {\n  file /run/x\n  weight -3 reverse\n}\n" + lvs(rs=(
+        "FILE_CHECK {\n    track_file TF\n}\n"  # no weight: the track_file's, with its reverse
+        "FILE_CHECK {\n    track_file TF\n    weight 0 noreverse\n}\n"  # 0 too
+        "FILE_CHECK {\n    track_file TF\n    weight 7 reverse\n}\n"
+        "FILE_CHECK {\n    track_file TF\n    weight 70000\n}\n"  # out of range: ignored, inherited
+        "FILE_CHECK {\n    track_file TF\n    weight 2 sideways\n}\n"  # bad option: ignored, inherited
+        "FILE_CHECK {\n    track_file TF\n    weight -65535\n}")))
+    got = [(fc.weight, fc.reverse) for fc in b.vs.real_servers[0].checkers]
+    assert got == [(-3, True), (-3, True), (7, True), (-3, True), (-3, True), (-65535, False)]
+    assert b.has(24, "70000") and b.has(28, "'sideways'")
+
+
+@pytest.mark.parametrize("line, want", [
+    ("lvs_timeouts tcp 900 tcpfin 120 udp 300", (900, 120, 300)),
+    ("lvs_timeouts udp 5", (0, 0, 5)),
+    ("lvs_timeouts tcp 0", (0, 0, 0)),
+])
+def test_lvs_timeouts(load, line, want):
+    b = load(f"global_defs {{\n  {line}\n}}\n")
+    assert b.config.global_defs.lvs_timeouts == want and b.warnings == []
+
+
+@pytest.mark.parametrize("line, want, fragment", [
+    ("lvs_timeouts tcp", (0, 0, 0), "at least one"),
+    ("lvs_timeouts tcp 900 udp", (900, 0, 0), "no value for 'udp'"),
+    ("lvs_timeouts tcp -1 udp 7", (0, 0, 7), "-1"),
+    ("lvs_timeouts tcp 99999999", (0, 0, 0), "99999999"),
+    ("lvs_timeouts sctp 5 tcp 6", (6, 0, 0), "'sctp'"),
+    ("lvs_timeouts tcp x\u00e9", (0, 0, 0), "x\u00e9"),
+])
+def test_lvs_timeouts_garbage(load, line, want, fragment):
+    b = load(f"global_defs {{\n  {line}\n}}\n")
+    assert b.config.global_defs.lvs_timeouts == want
+    assert b.has(2, fragment), b.warnings
+
+
+def test_udp_check_require_reply_without_a_value(load):
+    b = load(lvs(rs="UDP_CHECK {\n    require_reply\n}\nUDP_CHECK {\n    require_reply 01 XX\n}\n"
+                    "UDP_CHECK {\n    require_reply zz\n}\nUDP_CHECK {\n}"))
+    got = [(ck.reply_required, ck.require_reply) for ck in b.vs.real_servers[0].checkers]
+    assert got == [(True, None), (True, "01XX"), (True, None), (False, None)]
+    assert b.has(13, "'zz'", "any reply")
+
+
+TUN_VS = "lb_algo rr\nlb_kind {vs}\nprotocol TCP"
+
+
+@pytest.mark.parametrize("vs, rs, want", [
+    ("TUN type gue port 6080", "", ("gue", 6080, "nocsum")),
+    ("TUN type gue port 6080 remcsum", "", ("gue", 6080, "remcsum")),
+    ("TUN csum type gre", "", ("gre", 0, "csum")),
+    ("TUN type gre nocsum", "", ("gre", 0, "nocsum")),
+    ("TUN type ipip", "", None),
+    ("TUN", "", None),
+    ("TUN type gre", "lvs_method TUN", None),  # its own method: its own (no) options
+    ("TUN type gre", "lvs_method DR", None),
+    ("DR", "lvs_method TUN type gue port 1 csum", ("gue", 1, "csum")),
+])
+def test_tunnel_types(load, vs, rs, want):
+    b = load(lvs(vs=TUN_VS.format(vs=vs), rs=rs))
+    assert b.warnings == [] or all("port" not in w for _, w in b.warnings)
+    tun = b.vs.real_servers[0].tunnel
+    assert (None if tun is None else (tun.type, tun.port, tun.csum)) == want
+
+
+@pytest.mark.parametrize("vs, fragment", [
+    ("TUN type gue", "needs a port"),
+    ("TUN port 80", "needs a port"),
+    ("TUN type gre port 80", "needs a port"),
+    ("TUN type ipip csum", "ipip tunnel has no checksum"),
+    ("TUN type gre remcsum", "no remote checksum"),
+    ("TUN type vxlan", "'vxlan'"),
+    ("TUN type", "has no value"),
+    ("TUN type gue port 0", "'0'"),
+    ("TUN type gue port 65536", "'65536'"),
+    ("TUN type gue port http", "'http'"),
+    ("TUN fast", "'fast'"),
+    ("NAT type gue", "only valid after TUN"),
+])
+def test_tunnel_garbage_is_a_warning_and_plain_ipip(load, vs, fragment):
+    b = load(lvs(vs=TUN_VS.format(vs=vs)))
+    assert b.has(3, fragment), b.warnings
+    rs = b.vs.real_servers[0]
+    assert rs.tunnel is None and b.errors == []
+
+
+def test_sorry_server_tunnel(load):
+    b = load(lvs(vs="lb_algo rr\nlb_kind TUN type gue port 9\nprotocol TCP\nsorry_server 203.0.113.99 80\n"))
+    assert b.vs.sorry_server.tunnel.type == "gue"
+    b = load(lvs(vs="lb_algo rr\nlb_kind TUN type gue port 9\nprotocol TCP\nsorry_server 203.0.113.99 80\n"
+                    "sorry_server_lvs_method TUN type gre"))
+    assert b.vs.sorry_server.tunnel.type == "gre"
+
+
 # --------------------------------------------------------------------------- static routes and rules
 
 

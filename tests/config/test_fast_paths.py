@@ -247,12 +247,15 @@ def test_load_keeps_what_the_caller_froze(tmp_path):
     kept = [[i] for i in range(1000)]  # tracked objects the "daemon" keeps
     was = gc.isenabled()
     gc.enable()
+    gc.collect()
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
         assert frozen >= len(kept)
         assert load(str(path), config_id="test", host_checks=False).config is not None
-        assert gc.get_freeze_count() == frozen
+        # nothing thawed nor frozen by load() (a frozen object that a finaliser of an earlier test frees
+        # meanwhile leaves the permanent generation, so the count may only go down by such strays)
+        assert frozen - 100 < gc.get_freeze_count() <= frozen
         assert gc.isenabled()
     finally:
         gc.unfreeze()
@@ -282,6 +285,7 @@ def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
     results = []
     was = gc.isenabled()
     gc.enable()
+    gc.collect()
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
@@ -291,7 +295,7 @@ def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
         busy = [[i] for i in range(10_000)]  # the main thread makes objects meanwhile
         worker.join(timeout=60)
         assert not worker.is_alive() and len(busy) == 10_000
-        assert gc.get_freeze_count() == frozen
+        assert frozen - 100 < gc.get_freeze_count() <= frozen  # see test_load_keeps_what_the_caller_froze
         assert gc.isenabled()
     finally:
         gc.unfreeze()

@@ -33,24 +33,37 @@ def _literals(pattern: ast.pattern) -> set[str]:
     return set()
 
 
-def _compared(node: ast.AST) -> set[str]:
-    """Keywords in ``c.keyword == "x"`` or ``c.keyword in ("x", "y")`` (an if/elif reader)."""
+def _is_keyword(node: ast.AST) -> bool:
+    """``c.keyword``, or ``k`` (the name readers bind it to: ``k = c.keyword``)."""
+    return (isinstance(node, ast.Attribute) and node.attr == "keyword") or (isinstance(node, ast.Name)
+                                                                          and node.id == "k")
+
+
+def _compared(node: ast.AST, names: dict) -> set[str]:
+    """Keywords in ``c.keyword == "x"``, ``c.keyword in ("x", "y")`` or ``k in TABLE`` (an if/elif reader;
+    ``TABLE`` a module-level collection of keywords)."""
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.In))
-            and isinstance(node.left, ast.Attribute) and node.left.attr == "keyword"):
+            and _is_keyword(node.left)):
         return set()
     right = node.comparators[0]
+    if isinstance(right, ast.Name) and isinstance(names.get(right.id), (dict, tuple, frozenset, set)):
+        return {v for v in names[right.id] if isinstance(v, str)}
     values = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
     return {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
 
 
 def handled(reader) -> set[str]:
-    """The keywords a block's reader handles: the TOP table's keys, its ``case`` labels, or the keywords
-    its if/elif chain compares ``c.keyword`` with."""
-    if isinstance(reader, dict):
+    """The keywords a block's reader handles: the keys of a table (TOP, a set of keywords), the ``case``
+    labels of a function, or the keywords its if/elif chain compares ``c.keyword`` with; a tuple of
+    readers handles what any of them does."""
+    if isinstance(reader, tuple):
+        return set().union(*(handled(r) for r in reader))
+    if isinstance(reader, (dict, frozenset)):
         return set(reader)
     tree = ast.parse(textwrap.dedent(inspect.getsource(reader)))
     cases = [n for n in ast.walk(tree) if isinstance(n, ast.match_case)]
-    found = set().union(*(_literals(c.pattern) for c in cases), *(_compared(n) for n in ast.walk(tree)))
+    found = set().union(*(_literals(c.pattern) for c in cases),
+                        *(_compared(n, reader.__globals__) for n in ast.walk(tree)))
     assert found, f"{reader.__qualname__} reads no keyword"
     return found
 
@@ -162,7 +175,8 @@ def test_instance_keywords_not_supported_yet(check, line, name):
         ("bfd_process_name kad_bfd", "bfd_process_name"),
         ("lvs_notify_fifo /run/lvs.fifo", "lvs_notify_fifo"),
         ("smtp_alert_checker", "smtp_alert_checker"),
-        ("lvs_flush", "lvs_flush"),
+        ("lvs_notify_fifo_script /bin/cat", "lvs_notify_fifo_script"),
+        ("lvs_sync_daemon lan0 inst VI_1", "lvs_sync_daemon"),
     ],
 )
 def test_global_defs_keywords_not_supported_yet(check, line, name):
@@ -177,11 +191,7 @@ def test_global_defs_keywords_not_supported_yet(check, line, name):
         ("static_ipaddress {\n    198.51.100.7/24 dev lan0\n}", "static_ipaddress"),
         ("static_routes {\n    203.0.113.0/24 via 198.51.100.254 dev lan0\n}", "static_routes"),
         ("static_rules {\n    from 198.51.100.0/24 table 100 preference 100\n}", "static_rules"),
-        ("virtual_server_group web {\n    198.51.100.20 80\n}", "virtual_server_group"),
-        ("virtual_server 198.51.100.10 80 {\n    protocol TCP\n    real_server 203.0.113.1 80 {\n    }\n}",
-         "virtual_server"),
         ("garp_group {\n    garp_interval 1\n    interface lan0\n}", "garp_group"),
-        ("SSL {\n    ca /etc/ca.pem\n}", "SSL"),
     ],
 )
 def test_top_level_blocks_not_supported_yet(check, block, name):
@@ -306,7 +316,7 @@ virtual_server 198.51.100.10 80 {
 def test_the_check_says_everything_the_daemon_said_at_start(check):
     said = set(not_supported(check(DAEMON_SAID)))
     instance = ["track_bfd", "track_src_ip", "unicast_fault_no_peer"]
-    top = ["virtual_server", "static_ipaddress", "static_routes", "static_rules", "bfd_instance"]
+    top = ["static_ipaddress", "static_routes", "static_rules", "bfd_instance"]
     options = ["home", "mngtmpaddr", "noprefixroute", "autojoin", "preferred_lft"]
     expected = {_say(k, "vrrp_instance") for k in instance} | {_say(k, None) for k in top}
     expected |= {_say(o, "virtual_ipaddress") for o in options} | {_say("home", "virtual_ipaddress_excluded")}
@@ -428,6 +438,220 @@ vrrp_instance VI_2 {
 def test_tracking_sync_groups_and_notifications_are_supported(check):
     loaded = check(TRACKING)
     assert loaded.ok and not_supported(loaded) == {}
+
+
+# --------------------------------------------------------------------------- LVS
+
+# A director of each kind, with every keyword the LVS subsystem acts on (docs/lvs.md, docs/checkers.md).
+DIRECTORS = """
+global_defs {
+    router_id lvs1
+    lvs_flush
+    lvs_flush_on_stop VS
+    lvs_timeouts tcp 900 tcpfin 120 udp 300
+    checker_log_all_failures
+}
+SSL {
+    ca /etc/ssl/ca.pem
+    certificate /etc/ssl/client.pem
+    key /etc/ssl/client.key
+    password secret
+}
+track_file maint {
+    file /run/maint
+    weight -10 reverse
+}
+virtual_server_group WEB {
+    198.51.100.10-12 80
+    fwmark 7
+}
+virtual_server 198.51.100.100 80 {
+    delay_loop 6
+    lb_algo wrr
+    lb_kind NAT
+    protocol TCP
+    persistence_timeout 50
+    persistence_granularity 255.255.255.0
+    ip_family inet
+    connect_timeout 3
+    retry 2
+    delay_before_retry 1
+    warmup 2
+    inhibit_on_failure
+    alpha
+    omega
+    quorum 2
+    hysteresis 1
+    quorum_up /bin/true
+    quorum_down /bin/true
+    weight 2
+    virtualhost www.example.org
+    sorry_server 203.0.113.99 8080
+    sorry_server_inhibit
+    sorry_server_lvs_method NAT
+    real_server 203.0.113.11 8080 {
+        weight 3
+        uthreshold 100
+        lthreshold 10
+        notify_up /bin/true
+        notify_down /bin/true
+        inhibit_on_failure
+        alpha
+        retry 1
+        delay_before_retry 2
+        warmup 1
+        connect_timeout 2
+        delay_loop 5
+        virtualhost web1.example.org
+        HTTP_GET {
+            url {
+                path /health
+                digest 9b3a0c85a887a256d6939da88aabd8cd
+                status_code 200-299 301
+                virtualhost h.example.org
+                regex "ok"
+                regex_no_match
+                regex_options caseless
+                regex_min_offset 0
+                regex_max_offset 100
+            }
+            virtualhost web.example.org
+            http_protocol 1.1
+            enable_sni
+            fast_recovery
+            nb_get_retry 2
+            connect_ip 203.0.113.11
+            connect_port 8080
+            bindto 198.51.100.2
+            bind_port 4000
+            fwmark 5
+            connect_timeout 2
+            retry 2
+            delay_before_retry 1
+            warmup 1
+            delay_loop 3
+            alpha
+            log_all_failures
+        }
+        FILE_CHECK {
+            track_file maint
+            weight 5 reverse
+        }
+    }
+    real_server 203.0.113.12 8080 {
+        SSL_GET {
+            url {
+                path /
+            }
+        }
+        TCP_CHECK {
+            connect_timeout 1
+        }
+        MISC_CHECK {
+            misc_path "/bin/true"
+            misc_timeout 5
+            misc_dynamic
+            user nobody
+            retry 1
+        }
+        SMTP_CHECK {
+            helo_name lvs1.example.org
+            connect_port 25
+        }
+        DNS_CHECK {
+            type A
+            name example.org
+        }
+        UDP_CHECK {
+            connect_port 53
+            payload 0102
+            require_reply 01XX
+            min_reply_length 2
+            max_reply_length 512
+        }
+        PING_CHECK {
+            retry 1
+        }
+    }
+}
+virtual_server 198.51.100.101 80 {
+    lvs_sched rr
+    lvs_method DR
+    protocol TCP
+    ops
+    hashed
+    real_server 203.0.113.21 80 {
+        lvs_method TUN type gue port 6080 csum
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 203.0.113.22 80 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+}
+virtual_server group WEB {
+    lb_algo sh
+    sh-port
+    sh-fallback
+    lb_kind DR
+    protocol TCP
+    persistence_engine sip
+    real_server 203.0.113.31 80 {
+    }
+}
+virtual_server fwmark 9 {
+    lb_algo mh
+    mh-port
+    mh-fallback
+    flag-1
+    flag-2
+    flag-3
+    lb_kind DR
+    real_server 203.0.113.41 {
+    }
+}
+"""
+
+
+def test_nat_and_dr_directors_say_nothing_is_unsupported(check):
+    loaded = check(DIRECTORS)
+    assert loaded.ok, [d.message for d in loaded.diagnostics if d.severity is Severity.ERROR]
+    assert not_supported(loaded) == {}
+
+
+@pytest.mark.parametrize(
+    "line, name, where",
+    [
+        ("ha_suspend", "ha_suspend", "virtual_server"),
+        ("smtp_alert", "smtp_alert", "virtual_server"),
+        ("snmp_name web", "snmp_name", "virtual_server"),
+    ],
+)
+def test_virtual_server_keywords_not_supported_yet(check, line, name, where):
+    text = f"virtual_server 198.51.100.10 80 {{\n    protocol TCP\n    {line}\n" \
+           "    real_server 203.0.113.1 80 {\n    }\n}\n"
+    assert not_supported(check(text)).get(_say(name, where)) == (3, 5)
+
+
+@pytest.mark.parametrize(
+    "line, name, where",
+    [
+        ("smtp_alert", "smtp_alert", "real_server"),
+        ("snmp_name rs1", "snmp_name", "real_server"),
+        ("BFD_CHECK {\n            name b1\n        }", "BFD_CHECK", "real_server"),
+        ("HTTP_GET {\n            url {\n                path /\n                regex_stack 10\n"
+         "            }\n        }", "regex_stack", "url"),
+    ],
+)
+def test_real_server_keywords_not_supported_yet(check, line, name, where):
+    text = ("virtual_server 198.51.100.10 80 {\n    protocol TCP\n    real_server 203.0.113.1 80 {\n"
+            f"        {line}\n    }}\n}}\n")
+    found = not_supported(check(text))
+    at = (7, 17) if name == "regex_stack" else (4, 9)
+    assert found.get(_say(name, where)) == at, found
 
 
 # --------------------------------------------------------------------------- what the daemon refuses

@@ -246,3 +246,27 @@ async def test_reload_applies_only_the_difference_and_keeps_check_states(tmp_pat
     finally:
         for s in up.values():
             s.close()
+
+
+async def test_quorum_scripts_run_on_quorum_changes(tmp_path):
+    a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
+    port_a, port_b = a.getsockname()[1], b.getsockname()[1]
+    extra = (f"quorum 3\n            quorum_up \"/bin/sh -c 'echo up >> {tmp_path}/quorum'\"\n"
+             f"            quorum_down \"/bin/sh -c 'echo down >> {tmp_path}/quorum'\"")
+    config = _config(tmp_path, port_a, port_b, extra)
+    fake = FakeIpvs()
+    lvs = Lvs(config, logs.get("test"), port=fake)
+    quorum = tmp_path / "quorum"
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            await _until(lambda: _dests(fake) == {port_a: 2, port_b: 1}, "both real servers in the table")
+            b.close()  # weight 2 of 3 left: the quorum is lost
+            await _until(lambda: quorum.exists() and quorum.read_text() == "down\n", "quorum_down ran")
+            b = _listener_on("127.0.0.2", port_b)
+            await _until(lambda: quorum.read_text() == "down\nup\n", "quorum_up ran")
+            tg.cancel_scope.cancel()
+        assert lvs.snapshot()["counters"]["notify_succeeded"] >= 2
+    finally:
+        a.close()
+        b.close()

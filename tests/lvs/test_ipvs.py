@@ -89,6 +89,61 @@ def test_same_bytes_as_pyroute2_for_a_service_command():
     assert ours == theirs
 
 
+def test_tunnel_attributes_bytes():
+    """GUE port 6080 with csum: TUN_TYPE u8 1, TUN_PORT 6080 in network order, TUN_FLAGS u16 1 (the kernel's
+    IPVS_DEST_ATTR_TUN_* = 13, 14, 15), after the forwarding method TUNNEL (2)."""
+    raw = w.dest_attrs(DESTS[2])
+    assert raw.endswith(
+        b"\x05\x00\x0d\x00\x01\x00\x00\x00"  # TUN_TYPE: len 5, u8 1, padded to 8
+        b"\x06\x00\x0e\x00\x17\xc0\x00\x00"  # TUN_PORT: len 6, be16 6080 (0x17c0), padded
+        b"\x06\x00\x0f\x00\x01\x00\x00\x00"  # TUN_FLAGS: len 6, u16 1 (csum), padded
+    )
+    assert struct.pack("=HHI", 8, w.DEST_FWD, TUNNEL) in raw
+    plain = w.dest_attrs(DESTS[0])  # not a tunnel: no tunnel attributes (kernels before 5.2 know none)
+    assert not {w.DEST_TUN_TYPE, w.DEST_TUN_PORT, w.DEST_TUN_FLAGS} & set(w.attrs(plain))
+
+
+def test_same_bytes_as_pyroute2_for_a_tunnel_destination():
+    dest = Destination(DestKey(ip_address("203.0.113.11"), 80), 1, TUNNEL, tun_type=2, tun_port=0, tun_flags=1)
+    ours = ipvs.request(30, 7, d.AddDest(S4, dest))
+    theirs = _pyroute2_bytes(5, 0x605, [
+        ("IPVS_CMD_ATTR_SERVICE", {"attrs": [("IPVS_SVC_ATTR_AF", socket.AF_INET), ("IPVS_SVC_ATTR_PROTOCOL", 6),
+                                             ("IPVS_SVC_ATTR_ADDR", "198.51.100.100"), ("IPVS_SVC_ATTR_PORT", 80)]}),
+        ("IPVS_CMD_ATTR_DEST", {"attrs": [("IPVS_DEST_ATTR_ADDR_FAMILY", socket.AF_INET),
+                                          ("IPVS_DEST_ATTR_ADDR", "203.0.113.11"), ("IPVS_DEST_ATTR_PORT", 80),
+                                          ("IPVS_DEST_ATTR_FWD_METHOD", TUNNEL), ("IPVS_DEST_ATTR_WEIGHT", 1),
+                                          ("IPVS_DEST_ATTR_U_THRESH", 0), ("IPVS_DEST_ATTR_L_THRESH", 0),
+                                          ("IPVS_DEST_ATTR_TUN_TYPE", 2), ("IPVS_DEST_ATTR_TUN_PORT", 0),
+                                          ("IPVS_DEST_ATTR_TUN_FLAGS", 1)]}),
+    ])
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("dest", DESTS)
+@pytest.mark.parametrize("service", [S4, S6, F6])
+def test_the_fast_destination_message_is_the_general_one(service, dest):
+    for cmd, flags in ((w.CMD_NEW_DEST, 0x605), (w.CMD_SET_DEST, 0x5)):
+        general = w.message(30, cmd, flags, 7, w.nested_service_key(service) + w.nest(w.ATTR_DEST, w.dest_attrs(dest)))
+        assert w.dest_message(30, cmd, flags, 7, service, dest) == general
+
+
+def test_fast_constructors_make_the_same_values():
+    from pyvrrpd.lvs import table as t
+
+    for addr, port in ((ip_address("203.0.113.11"), 80), (ip_address("2001:db8::11"), 0)):
+        key = t.dest_key(addr, port)
+        assert key == DestKey(addr, port) and hash(key) == hash(DestKey(addr, port))
+        fast, slow = t.dest(key, 3, TUNNEL, 1, 2, 1, 6080, 1), Destination(DestKey(addr, port), 3, TUNNEL, 1, 2, 1, 6080, 1)
+        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+
+
+def test_set_timeouts_message_bytes():
+    """lvs_timeouts: IPVS_CMD_SET_CONFIG (12) with the three u32 timeouts (attributes 4, 5, 6)."""
+    raw = ipvs.request(30, 7, d.SetTimeouts(900, 0, 60))
+    assert raw == (struct.pack("=IHHII", 44, 30, 0x5, 7, 0) + bytes([12, 1, 0, 0])
+                   + struct.pack("=HHI", 8, 4, 900) + struct.pack("=HHI", 8, 5, 0) + struct.pack("=HHI", 8, 6, 60))
+
+
 @pytest.mark.parametrize("op", [
     d.AddService(SERVICES[1]), d.DelService(F6), d.AddDest(S6, DESTS[1]), d.DelDest(S4, DESTS[0].key), d.Flush(),
 ])

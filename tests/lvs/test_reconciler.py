@@ -164,16 +164,21 @@ async def test_lvs_flush_at_start_and_flush_on_stop(config):
     assert fake.log[-1] == d.Flush() and fake.services == {}
 
 
-async def test_kernel_errors_are_counted_and_retried(config):
-    failures = {"left": 3}
+def failing(kind: type, times: int, code: int):
+    """A FakeIpvs ``fail`` hook: the first ``times`` operations of ``kind`` fail with ``code``."""
+    left = {"n": times}
 
     def fail(op):
-        if isinstance(op, d.AddDest) and failures["left"]:
-            failures["left"] -= 1
-            return errno.ENOMEM
+        if isinstance(op, kind) and left["n"]:
+            left["n"] -= 1
+            return code
         return None
 
-    fake = FakeIpvs(fail=fail)
+    return fail
+
+
+async def test_kernel_errors_are_counted_and_retried(config):
+    fake = FakeIpvs(fail=failing(d.AddDest, 3, errno.ENOMEM))
     lvs = LvsSubsystem(config(CONF), port=fake, retry_delay=1, resync_interval=30)
     async with anyio.create_task_group() as tg:
         await tg.start(lvs.run)
@@ -320,3 +325,75 @@ async def test_reload_adds_and_removes_real_servers_and_services(config):
         assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 2}
         assert d.DelService(vs2) in fake.log
         tg.cancel_scope.cancel()
+
+
+async def test_lvs_timeouts_are_set_at_start_and_after_a_reload(config):
+    fake = FakeIpvs(fail=failing(d.SetTimeouts, 1, errno.EPERM))
+    lvs = LvsSubsystem(config("global_defs {\nlvs_timeouts tcp 900 udp 60\n}\n" + CONF), port=fake, retry_delay=1)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert fake.timeouts == (0, 0, 0) and lvs.counters.errors == 1  # refused: retried at the next pass
+        assert len(fake.dests) == 2  # the table is programmed all the same
+        await anyio.sleep(1.5)
+        assert fake.timeouts == (900, 0, 60)
+        assert await lvs.reconfigure(config("global_defs {\nlvs_timeouts tcpfin 30\n}\n" + CONF)) is None
+        await anyio.sleep(0.01)
+        assert fake.timeouts == (900, 30, 60)  # a 0 keeps the kernel's value
+        assert [op for op in fake.log if isinstance(op, d.SetTimeouts)] == [d.SetTimeouts(900, 0, 60),
+                                                                             d.SetTimeouts(0, 30, 0)]
+        tg.cancel_scope.cancel()
+
+
+async def test_no_lvs_timeouts_no_set_config(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(CONF), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        await lvs.reconfigure(config(CONF))
+        await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    assert not any(isinstance(op, d.SetTimeouts) for op in fake.log)
+
+
+async def test_tunnel_options_reach_the_destination(config):
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config("""
+        virtual_server 198.51.100.100 80 {
+            lb_algo rr
+            lb_kind TUN type gre csum
+            protocol TCP
+            real_server 203.0.113.11 80 {
+            }
+            real_server 203.0.113.12 80 {
+                lvs_method TUN type gue port 6080 remcsum
+            }
+            real_server 203.0.113.13 80 {
+                lvs_method TUN
+            }
+        }
+    """), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        got = {str(dk): (x.fwd, x.tun_type, x.tun_port, x.tun_flags) for (_, dk), x in fake.dests.items()}
+        assert got == {"203.0.113.11:80": (t.TUNNEL, 2, 0, 1), "203.0.113.12:80": (t.TUNNEL, 1, 6080, 2),
+                       "203.0.113.13:80": (t.TUNNEL, 0, 0, 0)}
+        tg.cancel_scope.cancel()
+
+
+def test_no_gc_collections_restores_the_collector():
+    import gc
+
+    from pyvrrpd.lvs.reconciler import no_gc_collections
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError), no_gc_collections():
+        assert not gc.isenabled()
+        raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_gc_collections():
+            pass
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()

@@ -87,7 +87,8 @@ TOP: dict[str, Callable[[Builder, Node], None]] = {
 
 #: The function that reads the keywords of each block, by the block's keyword path ("" is the
 #: top level, :data:`TOP`): each dispatches with ``match`` on the keyword, one ``case`` per
-#: keyword it reads. A test checks that every keyword :data:`pyvrrpd.config.keywords.SUPPORTED`
+#: keyword it reads, or compares the keyword with literals or a module-level table of keywords; a
+#: set of keywords stands for a shared reader (the checkers' common keywords), a tuple for several. A test checks that every keyword :data:`pyvrrpd.config.keywords.SUPPORTED`
 #: marks has a ``case`` in its block's reader: when a keyword of another block becomes supported,
 #: add that block's reader here.
 READERS: dict[str, object] = {
@@ -100,6 +101,10 @@ READERS: dict[str, object] = {
     "track_file": scripts.track_file,
     "vrrp_track_file": scripts.track_file,
     "vrrp_track_process": scripts.track_process,
+    "SSL": checkers.ssl,
+    "virtual_server": lvs.vs_keyword,
+    "virtual_server/real_server": (lvs.real_server, lvs.rs_keyword),
+    **{f"virtual_server/real_server/{name}": reader for name, reader in checkers.READERS.items()},
 }
 
 #: Supported keywords read before the build, and where.

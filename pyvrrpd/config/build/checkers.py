@@ -17,6 +17,7 @@ from pyvrrpd.config.build import scripts
 from pyvrrpd.config.build.state import Builder
 from pyvrrpd.config.build.values import (
     DNS_TYPES,
+    IPVS_WEIGHT_LIMIT,
     SECOND,
     UINT32_MAX,
     arg,
@@ -59,13 +60,7 @@ def checker(b: Builder, rs, c: Node) -> None:
         elif cls in _HTTP_CHECKS:
             _http_keyword(b, ck, cc)
         elif cls is m.SmtpCheck:
-            if cc.keyword == "helo_name" and arg(cc) is not None:
-                ck.kw["helo_name"] = cc.texts[1]
-            elif cc.keyword == "host":
-                host_ck = _CheckerDraft(cls, {"span": cc.span}, rs, c.keyword)
-                for hc in cc.children:
-                    _checker_common(b, host_ck, hc)
-                ck.extra.append(host_ck)
+            _smtp_keyword(b, rs, ck, cc)
         elif cls is m.DnsCheck:
             _dns_keyword(b, ck, cc)
         elif cls is m.UdpCheck:
@@ -128,32 +123,66 @@ def _checker_common(b: Builder, ck: "_CheckerDraft", c: Node) -> bool:
 
 
 def _simple_checker(b: Builder, rs, ck: "_CheckerDraft", c: Node) -> None:
-    r, kw, owner = b.r, ck.kw, ck.owner
+    """FILE_CHECK and BFD_CHECK: no connection, no retry loop."""
+    file_check = ck.cls is m.FileCheck
+    read = _file_keyword if file_check else _bfd_keyword
     for cc in c.children:
-        a = arg(cc)
-        if cc.keyword == "track_file" and a is not None:
-            if a not in b.track_files:
-                r.warn(cc.words[1].span, f"{owner}: track_file {a} is not defined (before this point); ignored")
-            else:
-                kw["track_file"] = a
-        elif cc.keyword == "weight" and a is not None:
-            v, _ = scripts.read_weight(r, cc.words[1:2], m.TrackKind.FILE, owner, "using 1")
-            if v is not None:
-                kw["weight"] = v
-        elif cc.keyword == "name" and a is not None:
-            if a not in b.bfd_defs or b.bfd_defs[a][0] > b.top_index:
-                r.warn(cc.words[1].span, f"{owner}: bfd_instance {a} is not defined (before this point); ignored")
-            else:
-                kw["name"] = a
-        elif cc.keyword == "alpha":
-            v = read_bool(r, cc, f"{owner}: alpha")
-            if v is not None:
-                kw["alpha"] = v
-    needed = "track_file" if ck.cls is m.FileCheck else "name"
+        read(b, ck, cc)
+    kw = ck.kw
+    needed = "track_file" if file_check else "name"
     if needed not in kw:
-        r.warn(c.end or c.span, f"{owner} has no valid {needed}; this checker is ignored")
+        b.r.warn(c.end or c.span, f"{ck.owner} has no valid {needed}; this checker is ignored")
         return
+    if file_check and not kw.get("weight"):  # keepalived: no weight (or 0) takes the track_file's
+        tf = b.track_files[kw["track_file"]]
+        kw["weight"], kw["reverse"] = tf.weight, tf.weight_reverse
     rs.checkers.append(ck)
+
+
+def _file_keyword(b: Builder, ck: "_CheckerDraft", c: Node) -> None:
+    r, kw, a, owner = b.r, ck.kw, arg(c), ck.owner
+    if c.keyword == "track_file" and a is not None:
+        if a not in b.track_files:
+            r.warn(c.words[1].span, f"{owner}: track_file {a} is not defined (before this point); ignored")
+        else:
+            kw["track_file"] = a
+    elif c.keyword == "weight" and a is not None:
+        v = int_in(a, -IPVS_WEIGHT_LIMIT, IPVS_WEIGHT_LIMIT)
+        if v is None:
+            read_int(r, c.words[1], -IPVS_WEIGHT_LIMIT, IPVS_WEIGHT_LIMIT, f"{owner}: weight", "ignoring it")
+            return
+        reverse = False
+        if len(c.words) > 2:
+            opt = c.words[2]
+            if opt.text not in ("reverse", "noreverse"):
+                r.warn(opt.span, f"{owner}: unknown weight option '{opt.text}' (reverse or noreverse); "
+                                 "weight ignored")
+                return
+            reverse = opt.text == "reverse"
+        kw["weight"], kw["reverse"] = v, reverse
+
+
+def _bfd_keyword(b: Builder, ck: "_CheckerDraft", c: Node) -> None:
+    r, kw, a, owner = b.r, ck.kw, arg(c), ck.owner
+    if c.keyword == "name" and a is not None:
+        if a not in b.bfd_defs or b.bfd_defs[a][0] > b.top_index:
+            r.warn(c.words[1].span, f"{owner}: bfd_instance {a} is not defined (before this point); ignored")
+        else:
+            kw["name"] = a
+    elif c.keyword == "alpha":
+        v = read_bool(r, c, f"{owner}: alpha")
+        if v is not None:
+            kw["alpha"] = v
+
+
+def _smtp_keyword(b: Builder, rs, ck: "_CheckerDraft", c: Node) -> None:
+    if c.keyword == "helo_name" and arg(c) is not None:
+        ck.kw["helo_name"] = c.texts[1]
+    elif c.keyword == "host":
+        host_ck = _CheckerDraft(ck.cls, {"span": c.span}, rs, ck.keyword)
+        for hc in c.children:
+            _checker_common(b, host_ck, hc)
+        ck.extra.append(host_ck)
 
 
 def _misc_keyword(b: Builder, ck: "_CheckerDraft", c: Node) -> None:
@@ -278,11 +307,16 @@ def _udp_keyword(b: Builder, ck: "_CheckerDraft", c: Node) -> None:
             kw["payload"] = bytes.fromhex(a)
         except ValueError:
             r.warn(c.words[1].span, f"{owner}: payload '{a}' is not hexadecimal bytes; ignored")
-    elif k == "require_reply" and a is not None:
-        if re.fullmatch(r"([0-9A-Fa-fXx]{2})+", a):
-            kw["require_reply"] = a
+    elif k == "require_reply":  # keepalived: a reply is required, matching the hex bytes if given
+        kw["reply_required"] = True
+        if a is None:
+            return
+        pattern = "".join(c.texts[1:])
+        if re.fullmatch(r"([0-9A-Fa-fXx]{2})+", pattern):
+            kw["require_reply"] = pattern
         else:
-            r.warn(c.words[1].span, f"{owner}: require_reply '{a}' is not hexadecimal bytes (X = any); ignored")
+            r.warn(c.words[1].span, f"{owner}: require_reply '{pattern}' is not hexadecimal bytes (X = any); "
+                                    "any reply is accepted")
     elif k in ("min_reply_length", "max_reply_length") and a is not None:
         v = int_arg(r, c, 0, 65535, f"{owner}: {k}", "ignoring it")
         if v is not None:
@@ -360,6 +394,11 @@ _COMMON = {
 _CONNECT_ONLY = frozenset(
     ("connect_ip", "bindto", "connect_port", "bind_port", "bind_if", "connect_timeout", "fwmark")
 )
+#: The common keywords each kind of checker reads (for build.READERS): HTTP_GET/SSL_GET all of _COMMON,
+#: the other connecting checkers all but ``nb_get_retry``, MISC_CHECK none of the connection ones.
+HTTP_COMMON = frozenset(_COMMON)
+CONNECT_COMMON = HTTP_COMMON - {"nb_get_retry"}
+MISC_COMMON = CONNECT_COMMON - _CONNECT_ONLY
 _DEFAULT_RETRY = {m.DnsCheck: 3, m.MiscCheck: 0}
 _HTTP_CHECKS = frozenset((m.HttpCheck, m.SslCheck))
 CHECKERS: dict[str, type] = {
@@ -373,4 +412,21 @@ CHECKERS: dict[str, type] = {
     "MISC_CHECK": m.MiscCheck,
     "FILE_CHECK": m.FileCheck,
     "BFD_CHECK": m.BfdCheck,
+}
+
+#: Reader(s) of each checker block and its sub-blocks, by path below ``real_server`` (see build.READERS).
+READERS: dict[str, object] = {
+    "TCP_CHECK": CONNECT_COMMON,
+    "PING_CHECK": CONNECT_COMMON,
+    "UDP_CHECK": (CONNECT_COMMON, _udp_keyword),
+    "DNS_CHECK": (CONNECT_COMMON, _dns_keyword),
+    "SMTP_CHECK": (CONNECT_COMMON, _smtp_keyword),
+    "SMTP_CHECK/host": CONNECT_COMMON,
+    "HTTP_GET": (HTTP_COMMON, _http_keyword),
+    "SSL_GET": (HTTP_COMMON, _http_keyword),
+    "HTTP_GET/url": _url,
+    "SSL_GET/url": _url,
+    "MISC_CHECK": (MISC_COMMON, _misc_keyword),
+    "FILE_CHECK": _file_keyword,
+    "BFD_CHECK": _bfd_keyword,
 }

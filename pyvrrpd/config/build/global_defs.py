@@ -6,6 +6,7 @@ from pyvrrpd.config import model as m
 from pyvrrpd.config.build import scripts
 from pyvrrpd.config.build.state import Builder
 from pyvrrpd.config.build.values import (
+    LVS_MAX_TIMEOUT,
     NEWER_KEYWORD,
     RT_PRIORITY_MAX,
     SECOND,
@@ -167,6 +168,8 @@ def global_defs(b: Builder, node: Node) -> m.GlobalDefs:
                     g["lvs_flush_on_stop"] = "VS"
                 else:
                     r.warn(c.words[1].span, f"unknown lvs_flush_on_stop type '{a}'; ignored")
+            case "lvs_timeouts":
+                g["lvs_timeouts"] = _lvs_timeouts(b, c, g.get("lvs_timeouts", (0, 0, 0)))
             case "lvs_sync_daemon":
                 if sync_daemon_seen:
                     r.warn(c.span, "lvs_sync_daemon is given twice; this one is ignored")
@@ -201,6 +204,33 @@ def global_defs(b: Builder, node: Node) -> m.GlobalDefs:
         g["vrrp_garp_lower_prio_repeat"] = g.get("vrrp_garp_master_repeat", 5)
     g["notification_email"] = tuple(emails)
     return m.GlobalDefs(**g)
+
+
+_LVS_TIMEOUTS = ("tcp", "tcpfin", "udp")
+
+
+def _lvs_timeouts(b: Builder, c: Node, values: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``lvs_timeouts [tcp N] [tcpfin N] [udp N]`` (seconds, 0..LVS_MAX_TIMEOUT; 0 keeps the kernel's)."""
+    r, words = b.r, c.words
+    out = list(values)
+    if len(words) < 3:
+        r.warn(c.span, "lvs_timeouts needs at least one of tcp, tcpfin or udp with a value; ignored")
+        return values
+    i = 1
+    while i < len(words):
+        opt = words[i]
+        if opt.text not in _LVS_TIMEOUTS:
+            r.warn(opt.span, f"lvs_timeouts: unknown option '{opt.text}' (tcp, tcpfin or udp); ignored")
+            i += 1
+            continue
+        if i + 1 >= len(words):
+            r.warn(opt.span, f"lvs_timeouts: no value for '{opt.text}'; ignored")
+            break
+        v = read_int(r, words[i + 1], 0, LVS_MAX_TIMEOUT, f"lvs_timeouts {opt.text}", "ignoring it")
+        if v is not None:
+            out[_LVS_TIMEOUTS.index(opt.text)] = v
+        i += 2
+    return (out[0], out[1], out[2])
 
 
 def _lvs_sync_daemon(b: Builder, c: Node) -> None:

@@ -128,15 +128,15 @@ def virtual_server(b: Builder, node: Node) -> None:
         return
     d = _VsDraft(kw, "virtual_server " + " ".join(t[1:3]), node)
     for c in node.children:
-        _vs_keyword(b, d, c)
+        vs_keyword(b, d, c)
     _vs_end(b, d)
     b.vs_drafts.append(d)
 
 
-def _vs_keyword(b: Builder, d: "_VsDraft", c: Node) -> None:
+def vs_keyword(b: Builder, d: "_VsDraft", c: Node) -> None:
     k = c.keyword
     if k == "real_server":  # first: the most common keyword by far
-        _real_server(b, d, c)
+        real_server(b, d, c)
         return
     r, kw, a, owner = b.r, d.kw, arg(c), d.label
     if k == "ip_family" and a is not None:
@@ -168,9 +168,7 @@ def _vs_keyword(b: Builder, d: "_VsDraft", c: Node) -> None:
         else:
             d.flags.append(k)
     elif k in ("lb_kind", "lvs_method") and a is not None:
-        kind = _lb_kind(b, c, owner)
-        if kind is not None:
-            kw["lb_kind"] = kind
+        _lb_kind(b, c, owner, kw)
     elif k == "persistence_timeout":
         if a is None:
             kw["persistence_timeout"] = 360
@@ -228,20 +226,75 @@ def _vs_keyword(b: Builder, d: "_VsDraft", c: Node) -> None:
         if d.sorry is None:
             r.warn(c.span, f"{owner}: sorry_server_lvs_method without sorry_server; ignored")
         elif a is not None:
-            kind = _lb_kind(b, c, owner)
-            if kind is not None:
-                d.sorry["lb_kind"] = kind
+            _lb_kind(b, c, owner, d.sorry)
 
 
-def _lb_kind(b: Builder, c: Node, owner: str) -> m.LbKind | None:
+def _lb_kind(b: Builder, c: Node, owner: str, kw: dict) -> None:
+    """``lvs_method NAT|DR|TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]``: sets kw's
+    ``lb_kind`` and ``tunnel`` (None: plain ipip), as keepalived's svr_forwarding_handler."""
     a = c.texts[1]
     if a not in ("NAT", "DR", "TUN"):
         b.r.warn(c.words[1].span,
                     f"{owner}: unknown forwarding method '{a}' (NAT, DR or TUN, upper case); ignored")
+        return
+    kw["lb_kind"] = m.LbKind(a)
+    kw["tunnel"] = None
+    if len(c.texts) > 2:
+        if a != "TUN":
+            b.r.warn(c.words[2].span, f"{owner}: '{c.texts[2]}' is only valid after TUN; ignored")
+        else:
+            kw["tunnel"] = _tunnel(b, c, owner)
+
+
+_TUNNEL_TYPES = ("ipip", "gue", "gre")
+_CSUMS = ("nocsum", "csum", "remcsum")
+
+
+def _tunnel(b: Builder, c: Node, owner: str) -> m.Tunnel | None:
+    """The options after TUN; on any problem (reported) keepalived keeps none of them: plain ipip."""
+    r, words = b.r, c.words
+    kind, port, csum = "ipip", 0, "nocsum"
+    i = 2
+    while i < len(words):
+        w = words[i]
+        if w.text in ("type", "port"):
+            if i + 1 >= len(words):
+                r.warn(w.span, f"{owner}: TUN '{w.text}' has no value; tunnel options ignored (ipip)")
+                return None
+            v = words[i + 1]
+            if w.text == "type":
+                if v.text not in _TUNNEL_TYPES:
+                    r.warn(v.span, f"{owner}: unknown tunnel type '{v.text}' (ipip, gue or gre); "
+                                   "tunnel options ignored (ipip)")
+                    return None
+                kind = v.text
+            else:
+                p = parse_port(v.text)
+                if not p:
+                    r.warn(v.span, f"{owner}: invalid tunnel port '{v.text}' (1-65535); tunnel options ignored (ipip)")
+                    return None
+                port = p
+            i += 2
+            continue
+        if w.text not in _CSUMS:
+            r.warn(w.span, f"{owner}: unknown tunnel option '{w.text}' (type, port, nocsum, csum, remcsum); "
+                           "tunnel options ignored (ipip)")
+            return None
+        csum = w.text
+        i += 1
+    problem = None
+    if (kind == "gue") != (port != 0):
+        problem = "a gue tunnel needs a port and other tunnels take none"
+    elif kind == "ipip" and csum != "nocsum":
+        problem = "an ipip tunnel has no checksum option"
+    elif kind == "gre" and csum == "remcsum":
+        problem = "a gre tunnel has no remote checksum option"
+    if problem is not None:
+        r.warn(words[2].span, f"{owner}: {problem}; tunnel options ignored (ipip)")
         return None
-    if a != "TUN" and len(c.texts) > 2:
-        b.r.warn(c.words[2].span, f"{owner}: '{c.texts[2]}' is only valid after TUN; ignored")
-    return m.LbKind(a)
+    if kind == "ipip":
+        return None
+    return m.Tunnel(type=kind, port=port, csum=csum, span=words[2].span)
 
 
 def _vs_end(b: Builder, d: "_VsDraft") -> None:
@@ -261,7 +314,7 @@ def _vs_end(b: Builder, d: "_VsDraft") -> None:
 # ------------------------------------------------------------------ real_server
 
 
-def _real_server(b: Builder, d: "_VsDraft", c: Node) -> None:
+def real_server(b: Builder, d: "_VsDraft", c: Node) -> None:
     r, t = b.r, c.texts
     if len(t) < 2:
         return
@@ -272,12 +325,12 @@ def _real_server(b: Builder, d: "_VsDraft", c: Node) -> None:
                         "this real_server is ignored")
         return
     rs = _RsDraft({"address": addr, "port": port or None, "span": c.span}, d.label, t)
-    rs_keyword, checker = _rs_keyword, checkers.checker
+    read_keyword, checker = rs_keyword, checkers.checker
     for cc in c.children:
         if cc.keyword in CHECKERS:
             checker(b, rs, cc)
         else:
-            rs_keyword(b, rs, cc)
+            read_keyword(b, rs, cc)
     # keepalived's check when the real_server block closes
     vkw = d.kw
     kind = rs.kw.get("lb_kind") or vkw.get("lb_kind")
@@ -293,7 +346,7 @@ def _real_server(b: Builder, d: "_VsDraft", c: Node) -> None:
     d.real_servers.append(rs)
 
 
-def _rs_keyword(b: Builder, rs: "_RsDraft", c: Node) -> None:
+def rs_keyword(b: Builder, rs: "_RsDraft", c: Node) -> None:
     """A real_server keyword other than a checker."""
     k = c.keyword
     r, kw, a = b.r, rs.kw, arg(c)
@@ -304,9 +357,7 @@ def _rs_keyword(b: Builder, rs: "_RsDraft", c: Node) -> None:
         if v is not None:
             kw["weight"] = v
     elif k == "lvs_method" and a is not None:
-        kind = _lb_kind(b, c, rs.owner)
-        if kind is not None:
-            kw["lb_kind"] = kind
+        _lb_kind(b, c, rs.owner, kw)
     elif k in ("uthreshold", "lthreshold") and a is not None:
         v = int_arg(r, c, 0, UINT32_MAX, f"{rs.owner}: {k}", "ignoring it")
         if v is not None:
@@ -387,6 +438,7 @@ def _vs_validate(b: Builder, d: "_VsDraft") -> m.VirtualServer | None:
     # what a real server inherits from its virtual server, unless it sets it itself
     inherited = {
         "lb_kind": vs_kind,
+        "tunnel": kw.get("tunnel"),
         "alpha": kw.get("alpha", False),
         "inhibit_on_failure": kw.get("inhibit_on_failure", False),
         "connect_timeout_us": kw.get("connect_timeout_us", 5 * SECOND),
@@ -402,7 +454,7 @@ def _vs_validate(b: Builder, d: "_VsDraft") -> m.VirtualServer | None:
     rss: list[m.RealServer] = []
     seen: set[tuple[type, int, int | None]] = set()
     weight_sum = 0
-    finish_checker, real_server = checkers.finish_checker, m.RealServer
+    finish_checker, make_rs = checkers.finish_checker, m.RealServer
     for rs in d.real_servers:
         rkw = rs.kw
         address = rkw["address"]
@@ -418,11 +470,12 @@ def _vs_validate(b: Builder, d: "_VsDraft") -> m.VirtualServer | None:
             rkw["port"] = vs_port  # NAT may remap the port: the service's unless given
         rkw["checkers"] = tuple([finish_checker(b, ck, rkw) for ck in rs.checkers])
         weight_sum += rkw["weight"]
-        rss.append(real_server(**rkw))
+        rss.append(make_rs(**rkw))
 
     if d.sorry is not None:
         sorry = dict(d.sorry)
-        sorry.setdefault("lb_kind", vs_kind)
+        if "lb_kind" not in sorry:
+            sorry["lb_kind"], sorry["tunnel"] = vs_kind, kw.get("tunnel")
         for rs_obj in rss:
             if rs_obj.address == sorry["address"] and rs_obj.port == sorry.get("port") and \
                     rs_obj.inhibit_on_failure != sorry.get("inhibit", False):

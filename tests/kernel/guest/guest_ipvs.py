@@ -11,7 +11,7 @@ from pyvrrpd.lvs import diff as d
 from pyvrrpd.lvs.table import (DROUTE, F_PERSISTENT, F_ONEPACKET, F_SCHED1, F_SCHED2, MASQ, TUNNEL, Destination,
                                DestKey, Service, ServiceKey, Table)
 from pyvrrpd.net.errors import NetError
-from tests.kernel.guest.helpers import dump, flush, program, run, saved
+from tests.kernel.guest.helpers import dump, flush, program, run, saved, sh
 
 T4 = ServiceKey(4, 6, ip("198.51.100.100"), 80)
 U4 = ServiceKey(4, 17, ip("198.51.100.100"), 53)
@@ -40,6 +40,7 @@ EVERY_KIND = Table(
         (T4, DestKey(ip("203.0.113.13"), 80)): dest("203.0.113.13", 80, 1, TUNNEL),
         (T4, DestKey(ip("203.0.113.14"), 80)): dest("203.0.113.14", 80, 1, TUNNEL, tun_type=1, tun_port=6080,
                                                       tun_flags=1),
+        (T4, DestKey(ip("203.0.113.15"), 80)): dest("203.0.113.15", 80, 1, TUNNEL, tun_type=2, tun_flags=1),
         (U4, DestKey(ip("203.0.113.11"), 53)): dest("203.0.113.11", 53, 0),
         (S4, DestKey(ip("203.0.113.11"), 3868)): dest("203.0.113.11", 3868, 5, u_thresh=100, l_thresh=10),
         (T6, DestKey(ip("2001:db8:2::11"), 443)): dest("2001:db8:2::11", 443, 1, DROUTE),
@@ -55,6 +56,7 @@ EXPECTED = sorted([
     "-a -t 198.51.100.100:80 -r 203.0.113.12:80 -g -w 2",
     "-a -t 198.51.100.100:80 -r 203.0.113.13:80 -i -w 1 --tun-type ipip",
     "-a -t 198.51.100.100:80 -r 203.0.113.14:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum",
+    "-a -t 198.51.100.100:80 -r 203.0.113.15:80 -i -w 1 --tun-type gre --tun-csum",
     "-A -u 198.51.100.100:53 -s wlc -o",
     "-a -u 198.51.100.100:53 -r 203.0.113.11:53 -m -w 0",
     "-A --sctp-service 198.51.100.100:3868 -s lc",
@@ -126,3 +128,15 @@ def test_flush():
     run(program(d.diff(EVERY_KIND, Table())))
     run(program([d.Flush()]))
     assert saved() == []
+
+
+def test_lvs_timeouts_set_config():
+    """lvs_timeouts: SET_CONFIG sets the timeouts given; a 0 keeps the kernel's value."""
+    before = sh("ipvsadm", "-Ln", "--timeout").split(":")[-1].split()
+    try:
+        run(program([d.SetTimeouts(901, 121, 301)]))
+        assert sh("ipvsadm", "-Ln", "--timeout").split(":")[-1].split() == ["901", "121", "301"]
+        run(program([d.SetTimeouts(0, 0, 61)]))
+        assert sh("ipvsadm", "-Ln", "--timeout").split(":")[-1].split() == ["901", "121", "61"]
+    finally:
+        sh("ipvsadm", "--set", *before)
