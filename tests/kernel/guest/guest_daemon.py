@@ -341,7 +341,8 @@ def test_start_alpha_and_http_get_verdicts(world):
     w.until(settled, "the healthy table (failing HTTP_GET real servers removed, alpha 8005 added)", MISC_BOUND)
     assert not w.seen_8006, "the alpha real server whose check fails was in the table"
     log = w.daemon_log()
-    assert "8002" in log and "8003" in log and "8004" in log  # each failure is logged with its real server
+    for port, why in ((8002, "HTTP status code 500"), (8003, "MD5 digest"), (8004, "Regex match failed")):
+        assert any(f"HTTP_GET [{A}]:{port}" in line and why in line for line in log.splitlines()), (port, why)
 
 
 def test_failed_real_server_is_removed_or_inhibited_and_restored(world):
