@@ -12,12 +12,15 @@ This module is the only place that knows both sides' names for a real server: th
 ``RealServerKey(vs label, address, port)``, the reconciler ``RsId(vs name, address, port)``; both are made
 from the same config in the same order, so one zip maps them. notify_up/notify_down scripts run here,
 never blocking a check, each killed at its timeout; so do the virtual servers' quorum_up/quorum_down
-scripts, on the reconciler's quorum events.
+scripts. Scripts that come up while the subsystem stops (``omega``: notify_down of every alive real
+server, quorum_down of every virtual server with its quorum) run after the table is released, shielded
+and time-boxed (``STOP_SCRIPTS_SECONDS``).
 """
 
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 
 from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_label
 from pyvrrpd.checkers.scheduler import Checkers
@@ -30,6 +33,7 @@ from pyvrrpd.lvs.reconciler import LvsSubsystem
 from pyvrrpd.observe.metrics import merge_histograms
 
 NOTIFY_SECONDS = 30.0  # a notify_up/notify_down script still running after this is killed
+STOP_SCRIPTS_SECONDS = 10.0  # the scripts of the stop (omega) all end within this, or are killed
 
 
 def key_map(config: model.Config) -> dict[RealServerKey, t.RsId]:
@@ -48,10 +52,11 @@ class Lvs:
                  release_on_stop: bool = True) -> None:
         self.config = config
         self.log = log.bind(subsystem=self.name)
-        self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop, on_event=self.quorum_change)
+        self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop, on_event=self.quorum_event)
         self.checkers = Checkers(config, self, log=self.log)
         self._keys = key_map(config)
         self._tg = None
+        self._at_stop: list[tuple[model.Script, str]] = []  # scripts that came up while stopping
         self.scripts = ScriptRunner()
 
     # -- the checkers' HealthSink ----------------------------------------------------------------
@@ -65,39 +70,54 @@ class Lvs:
         verb = "up" if event.up else "down"
         self.log.info(f"{'Adding' if event.up else 'Removing'} service {rs_label(event.key.address, event.key.port)} "
                       f"{'to' if event.up else 'from'} VS {event.key.vs}", reason=event.reason, health=verb)
-        if event.script is not None and self._tg is not None:
-            self._tg.start_soon(self._run_script, event, name=f"notify_{verb} {event.key}")
+        if event.script is not None:
+            self._start_script(event.script, f"notify_{verb} script for {event.key}")
 
-    async def _run_script(self, event: RealServerEvent) -> None:
-        await self._script(event.script, f"notify_{'up' if event.up else 'down'} script for {event.key}")
+    def quorum_event(self, event: t.QuorumChange) -> None:
+        """The reconciler's quorum change (gained, lost, or lost at stop with ``omega``): its script."""
+        if event.script is not None:
+            self._start_script(event.script, f"quorum_{'up' if event.up else 'down'} script for VS {event.vs}")
 
-    # -- the reconciler's quorum events -----------------------------------------------------------
+    def _start_script(self, script: model.Script, what: str) -> None:
+        if self._tg is None:
+            self._at_stop.append((script, what))
+        else:
+            self._tg.start_soon(self._script_task, script, what, name=what)
 
-    def quorum_change(self, event: t.QuorumChange) -> None:
-        """A virtual server gained or lost its quorum (or, with omega, is shut down): its quorum_up or
-        quorum_down script runs, never blocking the reconciler (the reconciler logs the change)."""
-        if event.script is None or self._tg is None:
-            return
-        what = f"quorum_{'up' if event.up else 'down'} script for VS {event.vs}"
+    async def _script_task(self, script: model.Script, what: str) -> None:
         try:
-            self._tg.start_soon(self._script, event.script, what, name=what)
-        except RuntimeError:  # the task group is already closed (stop)
-            self.log.warning(f"{what} not run: stopping")
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except anyio.get_cancelled_exc_class():  # started while stopping (omega): run once the table is released
+            self._at_stop.append((script, what))
+            raise
+        await self._run_script(script, what)
 
-    async def _script(self, script: Script, what: str) -> None:
+    async def _run_script(self, script: model.Script, what: str, timeout: float = NOTIFY_SECONDS) -> None:
         command = command_from_config(script, self.config.global_defs)
-        outcome = await self.scripts.run_command(command, timeout=NOTIFY_SECONDS)
+        outcome = await self.scripts.run_command(command, timeout=timeout)
         if not outcome.ok:
             self.log.warning(f"{what} {outcome.describe()}", output=outcome.output_text())
 
     # -- the subsystem life cycle ----------------------------------------------------------------
 
     async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            await tg.start(self.ipvs.run, name="IPVS reconciler")
-            await tg.start(self.checkers.run, name="checkers")
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await tg.start(self.ipvs.run, name="IPVS reconciler")
+                await tg.start(self.checkers.run, name="checkers")
+                task_status.started()
+        finally:
+            self._tg = None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_SCRIPTS_SECONDS):
+                await self._run_stop_scripts()
+
+    async def _run_stop_scripts(self) -> None:
+        pending, self._at_stop = self._at_stop, []
+        if pending:
+            async with anyio.create_task_group() as tg:
+                for script, what in pending:
+                    tg.start_soon(self._run_script, script, what, STOP_SCRIPTS_SECONDS, name=what)
 
     async def reconfigure(self, config: model.Config) -> str | None:
         """The reconciler keeps the kernel's entries and the health of unchanged real servers; the checkers

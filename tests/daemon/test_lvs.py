@@ -248,25 +248,54 @@ async def test_reload_applies_only_the_difference_and_keeps_check_states(tmp_pat
             s.close()
 
 
-async def test_quorum_scripts_run_on_quorum_changes(tmp_path):
+async def test_quorum_scripts_run_and_omega_runs_the_stop_scripts(tmp_path):
     a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
     port_a, port_b = a.getsockname()[1], b.getsockname()[1]
-    extra = (f"quorum 3\n            quorum_up \"/bin/sh -c 'echo up >> {tmp_path}/quorum'\"\n"
-             f"            quorum_down \"/bin/sh -c 'echo down >> {tmp_path}/quorum'\"")
-    config = _config(tmp_path, port_a, port_b, extra)
+    log = tmp_path / "quorum"
+    config = _config(tmp_path, port_a, port_b, extra=f"""
+            quorum 3
+            omega
+            quorum_up "/bin/sh -c 'echo up >> {log}'"
+            quorum_down "/bin/sh -c 'echo down >> {log}'"
+    """)
     fake = FakeIpvs()
     lvs = Lvs(config, logs.get("test"), port=fake)
-    quorum = tmp_path / "quorum"
+
+    def said() -> list[str]:
+        return log.read_text().split() if log.exists() else []
+
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(lvs.run)
             await _until(lambda: _dests(fake) == {port_a: 2, port_b: 1}, "both real servers in the table")
-            b.close()  # weight 2 of 3 left: the quorum is lost
-            await _until(lambda: quorum.exists() and quorum.read_text() == "down\n", "quorum_down ran")
-            b = _listener_on("127.0.0.2", port_b)
-            await _until(lambda: quorum.read_text() == "down\nup\n", "quorum_up ran")
+            a.close()  # weight 1 left, below the quorum of 3
+            await _until(lambda: said() == ["down"], "quorum_down ran")
+            a = _listener_on("127.0.0.1", port_a)
+            await _until(lambda: said() == ["down", "up"], "quorum_up ran")
+            await _until(lambda: _dests(fake) == {port_a: 2, port_b: 1}, "both back")
             tg.cancel_scope.cancel()
-        assert lvs.snapshot()["counters"]["notify_succeeded"] >= 2
+        # omega: the stop reports the quorum down, and notify_down of the alive real server with one
+        assert said() == ["down", "up", "down"]
+        assert (tmp_path / "notified").read_text().split() == ["down", "down"]  # its failure, then the stop
+        assert fake.dests == {}
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_without_omega_the_stop_runs_no_script(tmp_path):
+    a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
+    log = tmp_path / "quorum"
+    config = _config(tmp_path, a.getsockname()[1], b.getsockname()[1],
+                     extra=f"quorum_down \"/bin/sh -c 'echo down >> {log}'\"")
+    fake = FakeIpvs()
+    lvs = Lvs(config, logs.get("test"), port=fake)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            await _until(lambda: len(_dests(fake)) == 2, "both real servers in the table")
+            tg.cancel_scope.cancel()
+        assert not log.exists() and not (tmp_path / "notified").exists()
     finally:
         a.close()
         b.close()
