@@ -49,6 +49,7 @@ REAL_SERVERS = {"r1": ("203.0.113.21", "198.51.100.21"), "r2": ("203.0.113.22", 
 CLONE_NEWNET = 0x40000000
 VM_TIMEOUT = 300
 SUMMARY = "DEMO-SUMMARY"
+IN_VM = "PYVRRPD_DEMO_IN_VM"  # set by the host that runs the demo inside the VM (for the summary)
 POLL = 0.25  # seconds between looks at the daemons' /status: each costs them CPU, scarce in the VM
 
 
@@ -109,10 +110,8 @@ class Client(threading.Thread):
         except OSError as exc:
             return Answer(t0, service, None, "timeout" if isinstance(exc, TimeoutError) else
                           (exc.strerror or type(exc).__name__).lower())
-        head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.") or head.split(b" ", 2)[1:2] != [b"200"]:
-            return Answer(t0, service, None, f"bad answer {head[:40]!r}")
-        return Answer(t0, service, body.decode(errors="replace").strip() or "?")
+        server, error = parse_answer(data)
+        return Answer(t0, service, server, error)
 
     def since(self, t0: float, t1: float | None = None) -> list[Answer]:
         return [a for a in list(self.answers) if a.t >= t0 and (t1 is None or a.t < t1)]
@@ -123,6 +122,15 @@ class Client(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(timeout=5)
+
+
+def parse_answer(data: bytes) -> tuple[str | None, str | None]:
+    """(the real server's name, None) from a 200 answer whose page is that name, else (None, why not)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or head.split(b" ", 2)[1:2] != [b"200"]:
+        return None, f"bad answer {head[:40]!r}"
+    name = body.decode(errors="replace").strip()
+    return (name, None) if name.isalnum() and len(name) <= 8 else (None, f"bad page {body[:40]!r}")
 
 
 def describe(answers: list[Answer]) -> str:
@@ -267,6 +275,15 @@ class Demo:
                 return t - since_wall
         return None
 
+    def wait_answers(self, since: float, hold: float, servers) -> None:
+        """At least `hold` seconds, and until the client had answers from each of `servers` through both
+        services (bounded): the VM can be slow enough for a fixed pause to see none."""
+        want = {(kind, rs) for kind in SERVICES for rs in servers}
+        wait_for(lambda: time.monotonic() - since >= hold and
+                 {(a.service, a.server) for a in self.client.since(since) if a.server} >= want,
+                 timeout=60, interval=POLL, what=f"answers from {', '.join(servers)} through both services",
+                 detail=lambda: describe(self.client.since(since)))
+
     def recovered(self, since: float, timeout: float = 20.0) -> float:
         """Seconds from `since` until the client got an answer from both services again."""
         def both() -> float | None:
@@ -302,9 +319,10 @@ class Demo:
         self.client = Client(lab.ns("c1"))
         self.client.start()
         t = time.monotonic()
-        time.sleep(self.hold)
+        self.wait_answers(t, self.hold, REAL_SERVERS)
         steady = self.client.since(t)
-        say(f"   client c1, a request every 100 ms, to each service in turn, for {self.hold:g} s: {describe(steady)}")
+        say(f"   client c1, a request every 100 ms, to each service in turn, for {time.monotonic() - t:.1f} s: "
+            f"{describe(steady)}")
         s["steady_failed"] = sum(1 for a in steady if not a.server)
         s["steady_both_rs"] = {a.server for a in steady if a.server} == set(REAL_SERVERS)
 
@@ -330,7 +348,7 @@ class Demo:
         self.wait_health(want)
         s["rs_up_readded_s"] = round(time.monotonic() - t, 2)
         back = time.monotonic()
-        time.sleep(self.hold / 2)
+        self.wait_answers(back, self.hold / 2, ["r2"])
         say(f"   r2's web server restarted: back in both services after {s['rs_up_readded_s']:.2f} s; "
             f"client since: {describe(self.client.since(back))}")
 
@@ -342,15 +360,16 @@ class Demo:
         self.wait_master("d2", t)
         takeover = self.entered_master("d2", wall)
         recovered = self.recovered(t)
-        time.sleep(self.hold)
+        self.wait_answers(t + recovered, self.hold, REAL_SERVERS)
         window = self.client.since(t, t + recovered)
         s["takeover_s"] = round(takeover if takeover is not None else time.monotonic() - t, 3)
         s["takeover_client_failed"] = sum(1 for a in window if not a.server)
         s["takeover_client_recovered_s"] = round(recovered, 3)
         s["after_takeover_ok"] = sum(1 for a in self.client.since(t + recovered) if a.server)
         say(f"   d2 entered MASTER {s['takeover_s']:.3f} s after the kill (Master_Down_Interval, 3 x 0.2 s + "
-            f"Skew_Time = 0.722 s, runs from d1's last advert). The client's view: {s['takeover_client_failed']} requests failed, answers "
-            f"again after {recovered:.2f} s; since then: {describe(self.client.since(t + recovered))}")
+            f"Skew_Time = 0.722 s, runs from d1's last advert). The client's view: "
+            f"{s['takeover_client_failed']} requests failed, answers again after {recovered:.2f} s; "
+            f"since then: {describe(self.client.since(t + recovered))}")
         self.show_status("d2")
 
         say("\n4. d1 comes back (links up, without the VIPs the crash left behind; pyvrrpd started again):")
@@ -405,7 +424,7 @@ def _interrupt(signum, frame):
 
 def run_here(quick: bool) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a timeout or kill tears down like Ctrl-C
-    summary: dict = {"ipvs": "native"}
+    summary: dict = {"ipvs": "vm" if os.environ.get(IN_VM) else "native"}
     demo = None
     status = 1
     t0 = time.monotonic()
@@ -459,7 +478,7 @@ def run_in_vm(quick: bool) -> int:
         out = Path(tmp)
         script = (f"modprobe ip_vs\necho \"demo: VM booted after $(cut -d' ' -f1 /proc/uptime) s; "
                   f"IPVS here: $(test -e /proc/net/ip_vs && echo yes || echo no)\"\n"
-                  f"{ROOT}/scripts/demo --native{' --quick' if quick else ''}\necho $? > {out}/rc\n")
+                  f"{IN_VM}=1 {ROOT}/scripts/demo --native{' --quick' if quick else ''}\necho $? > {out}/rc\n")
         try:
             proc = boot(script, out, timeout=VM_TIMEOUT, echo=sys.stdout)
         except VmError as exc:
