@@ -484,6 +484,9 @@ def run_in_vm(quick: bool) -> int:
         except VmError as exc:
             say(f"demo: cannot start the VM: {exc}")
             return 1
+        except KeyboardInterrupt:  # qemu got the Ctrl-C too: the VM, and the lab in it, are gone
+            say("\ninterrupted: the VM and everything in it are gone")
+            return 130
         rc = (out / "rc").read_text().strip() if (out / "rc").exists() else ""
     say(f"demo: the VM run took {time.monotonic() - t0:.1f} s in all (boot included)")
     if not rc.isdigit():

@@ -19,7 +19,7 @@ import pytest
 from tests.kernel.vm import ROOT, run_in_vm
 
 GUEST = Path(__file__).parent / "guest"
-VM_TIMEOUT = 480
+VM_TIMEOUT = 900
 
 
 def guest_tests() -> list[str]:
