@@ -45,5 +45,6 @@ def test_answers_are_read_strictly(demo):
 def test_describe(demo):
     answers = [demo.Answer(0.0, "NAT", "r1"), demo.Answer(0.1, "DR", "r2"), demo.Answer(0.2, "NAT", "r2"),
                demo.Answer(0.3, "DR", None, "timeout")]
-    assert demo.describe(answers) == "NAT: r1 1, r2 1; DR: r2 1; 1 failed (timeout)"
-    assert demo.describe([]) == "NAT: no answer; DR: no answer; 0 failed"
+    assert demo.describe(answers) == "NAT: r1 1, r2 1; DR: r2 1, 1 failed (timeout)"
+    assert demo.describe(answers[:3]) == "NAT: r1 1, r2 1; DR: r2 1; none failed"
+    assert demo.describe([]) == "NAT: no answer; DR: no answer; none failed"
