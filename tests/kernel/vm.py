@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -45,13 +46,23 @@ def vng() -> Path:
     return path
 
 
-def run_in_vm(script: str, out: Path, *, timeout: float = 480, memory: str = "2G") -> subprocess.CompletedProcess:
+def precompile() -> None:
+    """Write the project's bytecode on the host: the guest sees the worktree read-only, so without it
+    every Python start in the VM compiles pyvrrpd from source again (tens of seconds under TCG)."""
+    subprocess.run([str(VENV_BIN / "python"), "-m", "compileall", "-q", "-j", "0", str(ROOT / "pyvrrpd"),
+                    str(ROOT / "tests"), str(ROOT / "scripts")], stdout=subprocess.DEVNULL, timeout=300)
+
+
+def run_in_vm(script: str, out: Path, *, timeout: float = 480, memory: str = "2G",
+              echo: TextIO | None = None) -> subprocess.CompletedProcess:
     """Boot the VM, run ``script`` (shell text) as root in it, return qemu's console output.
 
     ``out`` is shared read-write with the guest (its path is the same inside); the script is written
-    there. The guest cannot reach any network: it has only ``lo``.
+    there. The guest cannot reach any network: it has only ``lo``. ``echo``: also copy the console to
+    this stream line by line as it comes (the demo shows the guest's output live).
     """
     out.mkdir(parents=True, exist_ok=True)
+    precompile()
     path = out / "guest.sh"
     path.write_text("#!/bin/sh\n" + script)
     path.chmod(0o755)
@@ -59,8 +70,18 @@ def run_in_vm(script: str, out: Path, *, timeout: float = 480, memory: str = "2G
     cmd = ["timeout", "--foreground", "-k", "10", str(int(timeout)), str(vng()), "--run", str(kernel()),
            "--force-9p", "--disable-kvm", "--user", "root", "--memory", memory, "--cpus", "2",
            "--rwdir", str(out), "--cwd", str(ROOT), "--exec", str(path)]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env=env, text=True, errors="replace", timeout=timeout + 30)
+    if echo is None:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, text=True, errors="replace", timeout=timeout + 30)
+    else:  # `timeout` above bounds the run; the pipe ends when qemu does
+        lines = []
+        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, text=True, errors="replace") as popen:
+            for line in popen.stdout:
+                lines.append(line)
+                echo.write(line)
+                echo.flush()
+        proc = subprocess.CompletedProcess(cmd, popen.returncode, "".join(lines))
     (out / "console.log").write_text(proc.stdout)
     return proc
 

@@ -47,6 +47,7 @@ DAEMON_WRAPPER = (
     'mount --bind /dev/null /dev/console 2>/dev/null; mount -t tmpfs tmpfs /run && exec "$@"', "sh",
 )
 COMMAND_TIMEOUT = 10.0
+BRIDGE = "type bridge stp_state 0 forward_delay 0 mcast_snooping 0"
 LAN = "lan"  # as a node name: the bridge namespace (to watch the whole LAN from)
 ADVERT_RECORDER = Path(__file__).with_name("adverts.py")
 
@@ -128,19 +129,20 @@ class Lab:
         if clash:
             raise LabError(f"namespaces already exist, refusing to touch them: {sorted(clash)}")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._add_namespace(self.lan)
-        self._ip(["-n", self.lan, "link", "add", "br0", "type", "bridge", "stp_state", "0",
-                  "forward_delay", "0", "mcast_snooping", "0"])
-        self._ip(["-n", self.lan, "link", "set", "br0", "up"])
+        # One `ip -batch` per namespace rather than one `ip` per step: a process start costs up to a
+        # second under the kernel tests' software-emulated VM, where the demo builds this lab too.
+        self._created += names  # before creating: close() deletes whatever of them exists
+        self._batch(None, [f"netns add {ns}" for ns in names])
+        for ns in names:
+            _check(["ip", "netns", "exec", ns, "sysctl", "-qw", *NODE_SYSCTLS])
+        self._batch(self.lan, ["link set lo up", f"link add br0 {BRIDGE}", "link set br0 up"] +
+                    [cmd for node in self.nodes for cmd in (
+                        f"link add p-{node} type veth peer name {IFNAME} netns {self.ns(node)}",
+                        f"link set p-{node} master br0 up")])
         for node, host in self.nodes.items():
-            ns = self.ns(node)
-            self._add_namespace(ns)
-            self._ip(["-n", self.lan, "link", "add", f"p-{node}", "type", "veth", "peer", "name", IFNAME,
-                      "netns", ns])
-            self._ip(["-n", self.lan, "link", "set", f"p-{node}", "master", "br0", "up"])
-            self._ip(["-n", ns, "link", "set", IFNAME, "up"])
-            self._ip(["-n", ns, "addr", "add", f"{SUBNET4}.{host}/24", "dev", IFNAME])
-            self._ip(["-n", ns, "addr", "add", f"{SUBNET6}:{host}/64", "dev", IFNAME, "nodad"])
+            self._batch(self.ns(node), ["link set lo up", f"link set {IFNAME} up",
+                                        f"addr add {SUBNET4}.{host}/24 dev {IFNAME}",
+                                        f"addr add {SUBNET6}:{host}/64 dev {IFNAME} nodad"])
 
     def add_segment(self, ifname: str = "lan1", subnet4: str = "203.0.113") -> None:
         """A second LAN: bridge `b-<ifname>` in the lan namespace and an interface `ifname` in every node,
@@ -148,21 +150,12 @@ class Lab:
         if not (ifname.isalnum() and len(ifname) <= 8 and ifname != IFNAME) or subnet4 != "203.0.113":
             raise LabError(f"bad segment {ifname!r} {subnet4!r}: a short name other than {IFNAME}, 203.0.113")
         bridge = f"b-{ifname}"
-        self._ip(["-n", self.lan, "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0",
-                  "mcast_snooping", "0"])
-        self._ip(["-n", self.lan, "link", "set", bridge, "up"])
+        self._batch(self.lan, [f"link add {bridge} {BRIDGE}", f"link set {bridge} up"] +
+                    [cmd for node in self.nodes for cmd in (
+                        f"link add {ifname[:4]}-{node} type veth peer name {ifname} netns {self.ns(node)}",
+                        f"link set {ifname[:4]}-{node} master {bridge} up")])
         for node, host in self.nodes.items():
-            ns, port = self.ns(node), f"{ifname[:4]}-{node}"
-            self._ip(["-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns])
-            self._ip(["-n", self.lan, "link", "set", port, "master", bridge, "up"])
-            self._ip(["-n", ns, "link", "set", ifname, "up"])
-            self._ip(["-n", ns, "addr", "add", f"{subnet4}.{host}/24", "dev", ifname])
-
-    def _add_namespace(self, ns: str) -> None:
-        self._ip(["netns", "add", ns])
-        self._created.append(ns)
-        _check(["ip", "netns", "exec", ns, "sysctl", "-qw", *NODE_SYSCTLS])
-        self._ip(["-n", ns, "link", "set", "lo", "up"])
+            self._batch(self.ns(node), [f"link set {ifname} up", f"addr add {subnet4}.{host}/24 dev {ifname}"])
 
     def close(self) -> None:
         """Kill what runs in the lab (TERM, ~1 s, KILL; by PID only) and delete its namespaces."""
@@ -234,8 +227,17 @@ class Lab:
         out = self.run(node, ["ip", "-j", "addr", "show", "dev", IFNAME]).stdout
         return {a["local"] for link in json.loads(out or "[]") for a in link.get("addr_info", ())}
 
-    def _ip(self, args: Sequence[str]) -> None:
-        _check(["ip", *args])
+    def batch(self, node: str, commands: Sequence[str]) -> None:
+        """Run `ip` commands (without the leading `ip`) in `node`, all in one `ip -batch` process."""
+        self._batch(self.ns(node), commands)
+
+    @staticmethod
+    def _batch(ns: str | None, commands: Sequence[str]) -> None:
+        cmd = ["ip", *(["-n", ns] if ns else []), "-batch", "-"]
+        result = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True,
+                                timeout=COMMAND_TIMEOUT)
+        if result.returncode != 0:
+            raise LabError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()}")
 
 
 # -- keepalived as a peer ----------------------------------------------------------------------
@@ -333,26 +335,42 @@ def start_keepalived(lab: Lab, node: str, config: str, *, timeout: float = 30.0)
     return Peer(node=node, process=process, vrrp_pid=pid, log=log)
 
 
-def start_pyvrrpd(lab: Lab, node: str, config: str, *, args: Sequence[str] = (),
-                  timeout: float = 30.0) -> Peer:
+def start_pyvrrpd(lab: Lab, node: str, config: str | Path, *, args: Sequence[str] = (),
+                  timeout: float = 30.0, wait: bool = True) -> Peer:
     """Start pyvrrpd (foreground, one process) in `node` on a keepalived.conf, like start_keepalived.
 
-    Files go to lab.workdir as pyvrrpd-<node>.{conf,pid,log}; returns once the pid file is written.
+    `config` is the text of the configuration (written to lab.workdir/pyvrrpd-<node>.conf) or the Path of
+    a file to run as it is (so its relative includes resolve). The pid file and log go to lab.workdir as
+    pyvrrpd-<node>.{pid,log}. Returns once the pid file is written, or at once with `wait=False` (then
+    call wait_started: several daemons start in parallel).
     """
     base = lab.workdir / f"pyvrrpd-{node}"
-    conf, pid_file, log = (Path(f"{base}{ext}") for ext in (".conf", ".pid", ".log"))
-    conf.write_text(config)
+    pid_file, log = Path(f"{base}.pid"), Path(f"{base}.log")
+    if isinstance(config, Path):
+        conf = config
+    else:
+        conf = Path(f"{base}.conf")
+        conf.write_text(config)
     pid_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pyvrrpd", "-f", str(conf), "-p", str(pid_file), *args]
     process = lab.spawn(node, argv, log, daemon=True)
+    peer = Peer(node=node, process=process, vrrp_pid=process.pid, log=log, impl="pyvrrpd")
+    if wait:
+        wait_started(peer, timeout=timeout)
+    return peer
+
+
+def wait_started(peer: Peer, *, timeout: float = 30.0) -> Peer:
+    """Wait until a pyvrrpd started by start_pyvrrpd has written its pid file (bounded)."""
+    pid_file = peer.log.with_suffix(".pid")
 
     def started() -> bool:
-        if process.poll() is not None:
-            raise LabError(f"pyvrrpd in {node} exited {process.returncode}: {log.read_text(errors='replace')}")
-        return pid_file.exists() and pid_file.read_text().strip() == str(process.pid)
+        if peer.process.poll() is not None:
+            raise LabError(f"pyvrrpd in {peer.node} exited {peer.process.returncode}: {peer.log_text()}")
+        return pid_file.exists() and pid_file.read_text().strip() == str(peer.process.pid)
 
-    wait_for(started, timeout=timeout, what=f"pyvrrpd's pid file in {node}")
-    return Peer(node=node, process=process, vrrp_pid=process.pid, log=log, impl="pyvrrpd")
+    wait_for(started, timeout=timeout, what=f"pyvrrpd's pid file in {peer.node}")
+    return peer
 
 
 def start_daemon(impl: str, lab: Lab, node: str, config: str) -> Peer:
