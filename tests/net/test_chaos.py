@@ -86,6 +86,17 @@ def test_a_gap_that_ends_in_a_delivery_burst_is_the_machine(tmp_path):
     assert run.report.violations == [] and run.report.figures["stall_gaps"] == 1
 
 
+def test_a_gap_the_machine_stalled_through_is_counted_not_failed(tmp_path):
+    run = harness(tmp_path, adverts("r1", 61, 100, 101) + adverts("r3", 61, 102, 103))
+    run.probe = chaos.StallProbe(limit=0)  # ends at once; its record is made up
+    run.probe.stalls = [(100.95, 101.9)]
+    run.check_gaps()
+    assert run.report.violations == [] and run.report.figures["stall_gaps"] == 1
+    run.probe.stalls = [(100.95, 101.0)]  # 50 ms of stall do not explain a gap of 1.1 s
+    run.check_gaps()
+    assert len(run.report.violations) == 1
+
+
 def test_a_gap_without_a_healthy_router_is_not(tmp_path):
     stream = adverts("r1", 61, 100, 101) + adverts("r1", 61, 102, 103)
     run = harness(tmp_path, stream)
