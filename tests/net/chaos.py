@@ -585,6 +585,7 @@ class Chaos:
             if peer.impl == "pyvrrpd":
                 errors = sum('"level": "error"' in line or '"level": "critical"' in line for line in text.splitlines())
                 self.report.figures.setdefault("error_lines", {})[node] = errors
+                self.report.figures.setdefault("brief_masters", {})[node] = brief_masters(text)
         growth = {}
         for pid, samples in self.rss.items():
             if len(samples) < 4:
@@ -595,6 +596,29 @@ class Chaos:
                 self.violation(f"pid {pid}: RSS grew from {base} KiB to {max(samples)} KiB")
         self.report.figures["rss_kib"] = {str(pid): f"{b}->{m} ({n} samples)" for pid, (b, m, n) in growth.items()}
         self.report.figures["daemon_starts"] = self.starts
+
+
+def brief_masters(log: str, within: float = 0.1) -> int:
+    """How often a pyvrrpd instance entered MASTER and left it again within `within` seconds (its JSON
+    log): a take-over on a stale timer, given up on reading adverts that were queued (after SIGCONT,
+    or when the machine starved the daemon). Reported, not an invariant (see docs/reliability.md)."""
+    from datetime import datetime
+    entered: dict[object, float] = {}
+    count = 0
+    for line in log.splitlines():
+        if not line.startswith("{") or "Entering" not in line:
+            continue
+        try:
+            record = json.loads(line)
+            t = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError):
+            continue
+        key = record.get("instance")
+        if "Entering MASTER STATE" in record.get("event", ""):
+            entered[key] = t
+        elif key in entered:
+            count += t - entered.pop(key) < within
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ a documented command (docs/reliability.md). PYVRRPD_CHAOS_SEED=N runs the lab te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -150,6 +151,16 @@ def test_the_report_names_the_seed_and_the_events(tmp_path):
     assert text.startswith("chaos FAILED: variant pyvrrpd, seed 1, 1/")
     assert "--seed 1 --events 5 --variant pyvrrpd" in text and "something broke" in text
     assert "not reached:" in text
+
+
+def test_brief_masters_are_counted_from_the_log():
+    def line(t, event, instance="VI_A"):
+        return json.dumps({"instance": instance, "event": event, "timestamp": f"2026-12-05T12:00:{t:09.6f}Z"})
+    log = "\n".join([line(1.0, "(VI_A) Entering MASTER STATE"), line(1.02, "(VI_A) Entering BACKUP STATE"),
+                     line(2.0, "(VI_B) Entering MASTER STATE", "VI_B"), line(1.5, "(VI_A) Entering MASTER STATE"),
+                     line(3.0, "(VI_A) Entering FAULT STATE"), line(3.5, "(VI_B) Entering BACKUP STATE", "VI_B"),
+                     "not json", '{"event": "Entering MASTER STATE", "timestamp": "garbage"}'])
+    assert chaos.brief_masters(log) == 1
 
 
 @pytest.mark.parametrize("argv", [["--events", "0"], ["--events", "x"], ["--variant", "nope"], ["--seed", "1.5"]])
