@@ -23,6 +23,7 @@ from pyvrrpd.daemon.plan import InstancePlan
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
 PRECISE_WAIT = 0.02  # s: the last stretch of a wait is at most twice this (see Inbox.receive)
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
+STALL_YIELD = 0.001  # s: after a stall, how long the driver lets the socket readers run before its timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Inbox:
         self._items: deque[InboxItem] = deque()
         self._closed = False
         self._sleep: anyio.CancelScope | None = None  # the driver's current wait, if it is waiting
+        self._after_stall_taken = 0  # items taken before an overdue deadline (see _after_stall)
 
     def send_nowait(self, item: InboxItem) -> None:
         """Queue an advert: anyio.WouldBlock when full, anyio.ClosedResourceError once the instance stopped."""
@@ -126,8 +128,17 @@ class Inbox:
         A deadline already due goes before queued items, as a timed-out receive did; an item that
         cut the sleep short goes first even if the deadline has come since. Raises anyio.EndOfStream
         when closed and empty.
+
+        A deadline more than MAX_CATCH_UP overdue means the process stalled (SIGSTOP, a paused VM, CPU
+        starvation): the adverts that arrived meanwhile then go first, and the socket readers get a
+        moment (STALL_YIELD) to hand them over. Otherwise a backup whose Master_Down_Timer ran out
+        during the stall would take over (VIPs, gratuitous ARPs) and give up a millisecond later on
+        reading the master's adverts that were queued all along.
         """
         delay = math.inf if deadline is None else deadline - anyio.current_time()
+        if delay < -MAX_CATCH_UP and not self._closed:
+            return await self._after_stall()
+        self._after_stall_taken = 0  # not (or no longer) late: the next stall starts afresh
         if delay <= 0 or self._items or self._closed:
             await checkpoint()  # nothing to wait for, but let the other tasks (and a cancellation) in
             if delay <= 0:
@@ -146,10 +157,23 @@ class Inbox:
                 finally:
                     self._sleep = None
             if not scope.cancelled_caught:
+                if anyio.current_time() - deadline > MAX_CATCH_UP:  # woke up late: a stall, see above
+                    return await self._after_stall()
                 return None  # slept until the deadline
         if self._items:
             return self._items.popleft()
         raise anyio.EndOfStream  # closed: the only other thing that ends the sleep early
+
+    async def _after_stall(self) -> InboxItem | None:
+        """The queued items before an overdue deadline, at most `size` of them (a flood cannot hold the
+        timer off for ever); once, first, a moment for the readers to queue what the kernel holds."""
+        if not self._items and not self._after_stall_taken:
+            await anyio.sleep(STALL_YIELD)
+        if self._items and self._after_stall_taken < self.size:
+            self._after_stall_taken += 1
+            return self._items.popleft()
+        self._after_stall_taken = 0
+        return None
 
 
 class Effects(Protocol):
