@@ -23,7 +23,7 @@ from pyvrrpd.daemon.plan import InstancePlan
 SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on stop
 PRECISE_WAIT = 0.02  # s: the last stretch of a wait is at most twice this (see Inbox.receive)
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
-STALL_YIELD = 0.001  # s: after a stall, how long the driver lets the socket readers run before its timer
+STALL_ROUNDS = 3  # after a stall, event-loop rounds the driver lets the socket readers run before its timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +130,10 @@ class Inbox:
         when closed and empty.
 
         A deadline more than MAX_CATCH_UP overdue means the process stalled (SIGSTOP, a paused VM, CPU
-        starvation): the adverts that arrived meanwhile then go first, and the socket readers get a
-        moment (STALL_YIELD) to hand them over. Otherwise a backup whose Master_Down_Timer ran out
-        during the stall would take over (VIPs, gratuitous ARPs) and give up a millisecond later on
-        reading the master's adverts that were queued all along.
+        starvation): the adverts that arrived meanwhile then go first, and the socket readers get a few
+        event-loop rounds (STALL_ROUNDS) to hand them over. Otherwise a backup whose Master_Down_Timer
+        ran out during the stall would take over (VIPs, gratuitous ARPs) and give up a millisecond later
+        on reading the master's adverts that were queued all along.
         """
         delay = math.inf if deadline is None else deadline - anyio.current_time()
         if delay < -MAX_CATCH_UP and not self._closed:
@@ -166,9 +166,10 @@ class Inbox:
 
     async def _after_stall(self) -> InboxItem | None:
         """The queued items before an overdue deadline, at most `size` of them (a flood cannot hold the
-        timer off for ever); once, first, a moment for the readers to queue what the kernel holds."""
+        timer off for ever); once, first, a few loop rounds for the readers to queue what the kernel holds."""
         if not self._items and not self._after_stall_taken:
-            await anyio.sleep(STALL_YIELD)
+            for _ in range(STALL_ROUNDS):  # not a sleep: on a starved machine that gives the CPU away
+                await checkpoint()
         if self._items and self._after_stall_taken < self.size:
             self._after_stall_taken += 1
             return self._items.popleft()
