@@ -24,6 +24,7 @@ SHUTDOWN_SECONDS = 2.0  # time box for the priority-0 advert and VIP removal on 
 PRECISE_WAIT = 0.02  # s: a long wait ends with a stretch this short (see Inbox.receive)
 LONG_WAIT = 0.25  # s: waits longer than this are split in two; shorter ones have at most 0.25 ms of slack
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
+STALL_ROUNDS = 3  # after a stall, event-loop rounds the driver lets the socket readers run before its timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class Inbox:
         self._items: deque[InboxItem] = deque()
         self._closed = False
         self._sleep: anyio.CancelScope | None = None  # the driver's current wait, if it is waiting
+        self._after_stall_taken = 0  # items taken before an overdue deadline (see _after_stall)
 
     def send_nowait(self, item: InboxItem) -> None:
         """Queue an advert: anyio.WouldBlock when full, anyio.ClosedResourceError once the instance stopped."""
@@ -127,8 +129,17 @@ class Inbox:
         A deadline already due goes before queued items, as a timed-out receive did; an item that
         cut the sleep short goes first even if the deadline has come since. Raises anyio.EndOfStream
         when closed and empty.
+
+        A deadline more than MAX_CATCH_UP overdue means the process stalled (SIGSTOP, a paused VM, CPU
+        starvation): the adverts that arrived meanwhile then go first, and the socket readers get a few
+        event-loop rounds (STALL_ROUNDS) to hand them over. Otherwise a backup whose Master_Down_Timer
+        ran out during the stall would take over (VIPs, gratuitous ARPs) and give up a millisecond later
+        on reading the master's adverts that were queued all along.
         """
         delay = math.inf if deadline is None else deadline - anyio.current_time()
+        if delay < -MAX_CATCH_UP and not self._closed:
+            return await self._after_stall()
+        self._after_stall_taken = 0  # not (or no longer) late: the next stall starts afresh
         if delay <= 0 or self._items or self._closed:
             await checkpoint()  # nothing to wait for, but let the other tasks (and a cancellation) in
             if delay <= 0:
@@ -150,10 +161,24 @@ class Inbox:
                 finally:
                     self._sleep = None
             if not scope.cancelled_caught:
+                if anyio.current_time() - deadline > MAX_CATCH_UP:  # woke up late: a stall, see above
+                    return await self._after_stall()
                 return None  # slept until the deadline
         if self._items:
             return self._items.popleft()
         raise anyio.EndOfStream  # closed: the only other thing that ends the sleep early
+
+    async def _after_stall(self) -> InboxItem | None:
+        """The queued items before an overdue deadline, at most `size` of them (a flood cannot hold the
+        timer off for ever); once, first, a few loop rounds for the readers to queue what the kernel holds."""
+        if not self._items and not self._after_stall_taken:
+            for _ in range(STALL_ROUNDS):  # not a sleep: on a starved machine that gives the CPU away
+                await checkpoint()
+        if self._items and self._after_stall_taken < self.size:
+            self._after_stall_taken += 1
+            return self._items.popleft()
+        self._after_stall_taken = 0
+        return None
 
 
 class Effects(Protocol):

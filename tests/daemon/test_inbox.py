@@ -48,6 +48,62 @@ async def test_a_due_deadline_goes_before_queued_items():
 
 
 @pytest.mark.anyio
+async def test_after_a_stall_the_adverts_that_came_meanwhile_go_first():
+    """A deadline long overdue (the process was stopped): the reader gets a moment to queue the adverts
+    the kernel holds, and they go before the timer, so a backup does not take over from a master whose
+    adverts were waiting all along. At most `size` of them: a flood cannot hold the timer off."""
+    inbox = Inbox(2)
+    overdue = anyio.current_time() - 0.5
+
+    async def reader():
+        await anyio.sleep(0)  # the socket reader runs in a later round of the event loop
+        for _ in range(3):
+            inbox.put(Packet(ADVERT, SRC))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        assert await inbox.receive(overdue) == Packet(ADVERT, SRC)
+    assert await inbox.receive(overdue) == Packet(ADVERT, SRC)
+    assert await inbox.receive(overdue) is None  # two taken: now the timer, though one still waits
+    assert await inbox.receive(overdue) == Packet(ADVERT, SRC)
+    assert await inbox.receive(overdue) is None
+    assert await inbox.receive(anyio.current_time() - 0.01) is None  # a little late is no stall
+
+
+@pytest.mark.anyio
+async def test_every_stall_lets_the_reader_in_first():
+    """Items taken after one stall, then a timely wait: the next stall waits for the reader again."""
+    inbox = Inbox(4)
+
+    async def reader():
+        await anyio.sleep(0)
+        inbox.put(Packet(ADVERT, SRC))
+
+    for _ in range(3):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            assert await inbox.receive(anyio.current_time() - 0.5) == Packet(ADVERT, SRC)
+        assert await inbox.receive(anyio.current_time() + 0.1) is None  # the driver's next, timely wait
+
+
+@pytest.mark.anyio
+async def test_a_sleep_that_ends_late_lets_the_reader_in_first(anyio_backend):
+    clock = anyio_backend[1]["clock"]
+    inbox = Inbox(4)
+    t0 = anyio.current_time()
+
+    async def stall_then_read():
+        await anyio.sleep(0.099)
+        clock.jump(0.2)  # the whole process stops past the deadline (SIGSTOP, starvation)
+        await anyio.sleep(0)
+        inbox.put(Packet(ADVERT, SRC))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stall_then_read)
+        assert await inbox.receive(t0 + 0.1) == Packet(ADVERT, SRC)
+
+
+@pytest.mark.anyio
 async def test_full_inbox_refuses_adverts_but_never_control_items():
     inbox = Inbox(1)
     inbox.send_nowait(Packet(ADVERT, SRC))

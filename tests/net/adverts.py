@@ -81,10 +81,10 @@ def record(iface: str, timeout: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iface", default="br0")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds, 1..600")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds, 1..7200")
     args = p.parse_args(argv)
-    if not 1.0 <= args.timeout <= 600.0:
-        p.error("--timeout must be within 1..600 s")
+    if not 1.0 <= args.timeout <= 7200.0:
+        p.error("--timeout must be within 1..7200 s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     record(args.iface, args.timeout)
     return 0
