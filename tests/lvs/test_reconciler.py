@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from contextlib import asynccontextmanager
 from ipaddress import ip_address
 
 import anyio
@@ -265,11 +266,19 @@ async def test_the_believed_table_follows_any_order_of_operations(config):
 # ------------------------------------------------------------------ reload
 
 
-async def test_reload_edits_a_changed_weight_in_place_and_touches_nothing_else(config):
+@asynccontextmanager
+async def running(conf):
+    """The reconciler started on a fresh in-memory kernel table; cancelled on the way out."""
     fake = FakeIpvs()
-    lvs = LvsSubsystem(config(PLAIN), port=fake)
+    lvs = LvsSubsystem(conf, port=fake)
     async with anyio.create_task_group() as tg:
         await tg.start(lvs.run)
+        yield lvs, fake
+        tg.cancel_scope.cancel()
+
+
+async def test_reload_edits_a_changed_weight_in_place_and_touches_nothing_else(config):
+    async with running(config(PLAIN)) as (lvs, fake):
         fake.log.clear()
         dumps = fake.dumps
         for _ in range(50):  # unchanged, however often: nothing at all, no drift
@@ -281,14 +290,10 @@ async def test_reload_edits_a_changed_weight_in_place_and_touches_nothing_else(c
         assert fake.log == [d.EditDest(VS, Destination(R12, 5))]  # edited in place: never delete + add
         assert fake.dumps == dumps  # and no dump: one netlink operation for the whole reload
         assert weights(fake) == {"203.0.113.11:80": 1, "203.0.113.12:80": 5}
-        tg.cancel_scope.cancel()
 
 
 async def test_reload_keeps_health_a_failed_real_server_is_not_re_added(config):
-    fake = FakeIpvs()
-    lvs = LvsSubsystem(config(PLAIN), port=fake)
-    async with anyio.create_task_group() as tg:
-        await tg.start(lvs.run)
+    async with running(config(PLAIN)) as (lvs, fake):
         lvs.set_health(ID11, False)
         await anyio.sleep(0.01)
         fake.log.clear()
@@ -300,7 +305,6 @@ async def test_reload_keeps_health_a_failed_real_server_is_not_re_added(config):
         lvs.set_health(ID11, True)
         await anyio.sleep(0.01)
         assert weights(fake) == {"203.0.113.11:80": 3, "203.0.113.12:80": 4}
-        tg.cancel_scope.cancel()
 
 
 async def test_reload_adds_and_removes_real_servers_and_services(config):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -185,6 +184,5 @@ def test_chaos_three_pyvrrpd(tmp_path):
 
 @pytest.mark.net
 @pytest.mark.interop
-@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
 def test_chaos_two_pyvrrpd_and_keepalived(tmp_path):
     run_chaos(tmp_path, 15, "mixed")

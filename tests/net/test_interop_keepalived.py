@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -42,7 +41,6 @@ from tests.net.lab import (
 pytestmark = [
     pytest.mark.net,
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed"),
 ]
 
 PROBE = Path(__file__).with_name("probe.py")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -13,7 +12,6 @@ from tests.net.packets import ADVERT_V2
 pytestmark = [
     pytest.mark.net,
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed"),
 ]
 
 
