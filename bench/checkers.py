@@ -144,9 +144,12 @@ def inside(args: argparse.Namespace) -> dict:
         path = f"/tmp/pyvrrpd-bench-checkers-{os.getpid()}.conf"
         with open(path, "w") as f:
             f.write(generate(args.servers))
+        rss_imports = rss_mib()
         loaded = load(path, host_checks=False)
+        rss_loaded = rss_mib()
         os.unlink(path)
         assert loaded.ok, "generated config does not load"
+        loaded = loaded.without_text()  # as the daemon keeps it once it runs
         logs.configure("json", "warning")
         pauses = gc_pauses()
         sink = Sink()
@@ -159,19 +162,24 @@ def inside(args: argparse.Namespace) -> dict:
                 await tg.start(checkers.run)
                 gc.collect()  # as the daemon root does once its subsystems run: the long-lived
                 gc.freeze()  # config and plan stay out of the cyclic collector's sight
+                rss_started = rss_mib()
                 await anyio.sleep(DELAY_LOOP + 2)  # every probe has run once
                 checkers.lateness.clear()
                 pauses.clear()
                 n0, c0, t0, w0 = checkers.counters["checks"], cpu_seconds(), time.monotonic(), runqueue_wait()
                 await anyio.sleep(args.seconds)
                 n1, c1, t1, w1 = checkers.counters["checks"], cpu_seconds(), time.monotonic(), runqueue_wait()
+                rss_running = rss_mib()  # before the snapshot below, which builds 20,000 dicts at once
                 snap = checkers.snapshot()
                 result.update(
                     servers=args.servers, probes=len(snap["probes"]), seconds=round(t1 - t0, 2),
                     checks_per_s=round((n1 - n0) / (t1 - t0), 1),
                     target_checks_per_s=args.servers / DELAY_LOOP,
                     lateness=lateness_summary(checkers.lateness),
-                    cpu_share=round((c1 - c0) / (t1 - t0), 3), rss_mib=round(rss_mib(), 1),
+                    cpu_share=round((c1 - c0) / (t1 - t0), 3), rss_mib=round(rss_running, 1),
+                    rss_stages_mib={"imports": round(rss_imports, 1), "config loaded": round(rss_loaded, 1),
+                                    "checkers started": round(rss_started, 1),
+                                    "after a snapshot of every probe": round(rss_mib(), 1)},
                     waited_for_cpu_s=round(w1 - w0, 3), load_average=os.getloadavg(),
                     failures={k: v for k, v in checkers.counters.items() if k.startswith("failed:")},
                     stuck=checkers.counters.get("stuck", 0),

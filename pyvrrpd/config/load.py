@@ -30,6 +30,22 @@ class Loaded:
     def ok(self) -> bool:
         return self.errors == 0
 
+    def without_text(self) -> "Loaded":
+        """The same config and diagnostics without the source text, for a daemon that runs it.
+
+        The model's spans keep their files' physical lines (for the excerpt under a diagnostic),
+        and ``lines`` the logical lines: a running daemon needs neither, since a reload reads the
+        file again and renders its own diagnostics from that text. A span still says FILE:LINE:COL;
+        only the excerpt is gone. 10,000 real servers with TCP_CHECK: RSS 106 -> 87 MiB in
+        bench/checkers.py (with the loaded config no longer kept, below).
+        """
+        sources = {line._source for line in self.lines}
+        for source in tuple(sources):
+            sources.update(span.source for span in source.include_chain())
+        for source in sources:
+            source.lines = ()
+        return Loaded(self.config, self.diagnostics)
+
 
 def load(
     path: str,

@@ -264,6 +264,7 @@ class Root:
             log.error(f"reload: {loaded.errors} error(s) in {self.config_file}; keeping the running configuration")
             return "failed"
         _log_warnings(log, loaded, self.config_file)
+        loaded = loaded.without_text()
         applied = True
         for entry in self._entries:
             if not entry.started or entry.done.is_set():
@@ -413,6 +414,8 @@ def run_daemon(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{args.file}: {loaded.errors} error(s); not starting\n")
         return EXIT_FAILURE
     _log_warnings(log, loaded, args.file)
+    # This frame lives as long as the daemon: keep the config, not the text it came from.
+    loaded = loaded.without_text()
     try:
         subsystems = build_subsystems(args, loaded.config, log)
     except SubsystemError as exc:
