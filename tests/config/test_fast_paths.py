@@ -321,3 +321,19 @@ def test_reading_leaves_no_reference_cycle(tmp_path):
         assert alive == []
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_without_text_keeps_the_config_and_drops_the_text(tmp_path):
+    """What a running daemon keeps: the same config and diagnostics, FILE:LINE:COL on every span,
+    no source lines (also an included file's) and no logical lines."""
+    (tmp_path / "inc.conf").write_text("vrrp_script chk {\n    script \"/bin/true\"\n    weight 300\n}\n")
+    main = tmp_path / "main.conf"
+    main.write_text(f"include {tmp_path / 'inc.conf'}\nglobal_defs {{\n    router_id a\n}}\n")
+    loaded = load(str(main), host_checks=False)
+    assert loaded.diagnostics and loaded.lines
+    kept = loaded.without_text()
+    assert kept.config is loaded.config and kept.diagnostics == loaded.diagnostics and kept.lines == ()
+    for d in kept.diagnostics:
+        assert d.span.source.lines == () and d.span.source.include_chain()[0].source.lines == ()
+        assert render_all([d]).startswith(f"{d.span}: ")  # the place, without the excerpt
+    assert load(str(main), host_checks=False).lines  # a reload reads the text again
