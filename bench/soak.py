@@ -5,9 +5,10 @@ advert_int 0.1; 10 virtual servers x 100 real servers, each a TCP_CHECK every --
 the 1,000 real servers (one process, one listening socket per port 20000-20999 on 198.51.100.13: it accepts
 and closes, and counts what it accepted); d2 records the adverts with kernel receive timestamps (AF_PACKET,
 SO_TIMESTAMPNS; its drops from PACKET_STATISTICS are reported, so a lost capture never passes for a silent
-daemon). The host has no IPVS: the daemon runs unchanged, so its checkers really connect and its IPVS
-reconciler tries to write the table, fails (no ip_vs genetlink family) and retries with its backoff, as it
-would on a director whose module is missing: the whole LVS subsystem runs, only the kernel table is absent.
+daemon). The host has no IPVS: the daemon runs unchanged and, finding no ip_vs generic netlink family,
+logs that error and programs the reconciler's in-memory table instead (its own fallback, as in
+bench/vrrp_scale.py --full): the checkers really connect and the health changes go through the reconciler
+as on a director; only the kernel's table is absent.
 
 After the VIPs are up and a warm-up (--warmup, default 60 s: every checker has run and the second GARP
 burst is over) the window of --seconds (default 3600) starts. Measured:
