@@ -699,6 +699,9 @@ SUPPORTED: frozenset[str] = frozenset(
     """
     global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts
     global_defs/checker_log_all_failures
+    global_defs/vrrp_priority global_defs/vrrp_rt_priority global_defs/vrrp_no_swap global_defs/vrrp_cpu_affinity
+    global_defs/checker_priority global_defs/checker_rt_priority global_defs/checker_no_swap
+    global_defs/checker_cpu_affinity
 
     SSL SSL/password SSL/ca SSL/certificate SSL/key
     virtual_server_group

@@ -372,6 +372,15 @@ class GlobalDefs(_Value):
     lvs_flush_on_stop: str | None = None  # None, "FULL" or "VS"
     lvs_sync_daemon: tuple[str, ...] = ()  # raw words after the keyword
     checker_log_all_failures: bool = False
+    # process scheduling (pyvrrpd.daemon.scheduling): the vrrp_* set when VRRP runs, checker_* under -C
+    vrrp_priority: int | None = None  # nice value, -20..19
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority, 1..99
+    vrrp_no_swap: bool = False  # mlockall
+    vrrp_cpu_affinity: tuple[int, ...] = ()
+    checker_priority: int | None = None
+    checker_rt_priority: int | None = None
+    checker_no_swap: bool = False
+    checker_cpu_affinity: tuple[int, ...] = ()
     span: Span | None = field(default=None, compare=False)  # None when the config has no global_defs block
 
 

@@ -36,6 +36,7 @@ from pyvrrpd import __version__
 from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import Loaded
+from pyvrrpd.daemon import scheduling
 from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError
 from pyvrrpd.observe import sdnotify
 
@@ -105,6 +106,7 @@ class Root:
                                "last_time": None}
         self._loop_lag = 0.0
         self.dump_dir = dump_dir
+        self.scheduling: dict = {}  # what pyvrrpd.daemon.scheduling applied, set by run_daemon
 
     # -- the process ------------------------------------------------------------------------------
 
@@ -342,6 +344,7 @@ class Root:
             "subsystems": [e.sub.name for e in self._entries],
             "reloads": dict(self._reloads),
             "health": self.health(),
+            "scheduling": self.scheduling,
         }}
         for entry in self._entries:
             snap[entry.sub.name] = entry.sub.snapshot()
@@ -430,6 +433,9 @@ def run_daemon(args: argparse.Namespace) -> int:
                 pid_file=args.pid, config_file=args.file, dump_dir=args.dump_dir)
     if control is not None:
         control.attach(root.snapshot, root.health)
+    # keepalived's vrrp_* (or, under -C, checker_*) scheduling keywords, before the event loop and its threads
+    policy = scheduling.plan(loaded.config.global_defs, vrrp_runs=not args.checkers_only)
+    root.scheduling = scheduling.apply(policy, log.bind(subsystem="scheduling"))
     return anyio.run(root.run, backend="asyncio")
 
 

@@ -184,8 +184,19 @@ def global_defs(b: Builder, node: Node) -> m.GlobalDefs:
                 elif not 1 <= v <= RT_PRIORITY_MAX:
                     clamp = min(max(v, 1), RT_PRIORITY_MAX)
                     r.warn(c.words[1].span, f"{kw} {v} is outside [1, {RT_PRIORITY_MAX}]; using {clamp}")
+                    v = clamp
+                if v is not None and kw != "bfd_rt_priority":
+                    g[kw] = v
             case "vrrp_priority" | "checker_priority" | "bfd_priority" if a is not None:
-                int_arg(r, c, -20, 19, kw, "ignoring it")
+                v = int_arg(r, c, -20, 19, kw, "ignoring it")
+                if v is not None and kw != "bfd_priority":
+                    g[kw] = v
+            case "vrrp_no_swap" | "checker_no_swap":
+                g[kw] = True
+            case "vrrp_cpu_affinity" | "checker_cpu_affinity":
+                cpus = _cpu_list(b, c)
+                if cpus:
+                    g[kw] = cpus
             case "nftables" | "vrrp_iptables":
                 if nftables_seen:
                     r.warn(c.span, f"{kw}: a firewall table is already configured; ignored")
@@ -271,3 +282,18 @@ def garp_extra_if(b: Builder, c: Node, minimum: int) -> int | None:
     if delay is None:
         b.r.warn(c.span, f"{c.keyword} has no interval; ignored")
     return None if delay is None else delay * SECOND
+
+
+def _cpu_list(b: Builder, c: Node) -> tuple[int, ...]:
+    """``*_cpu_affinity 0 2-3``: CPU numbers and ranges (as keepalived's); a bad word voids the keyword."""
+    cpus: set[int] = set()
+    for w in c.words[1:]:
+        lo, _, hi = w.text.partition("-")
+        first, last = parse_int(lo), parse_int(hi) if hi else parse_int(lo)
+        if first is None or last is None or not 0 <= first <= last < 4096:
+            b.r.warn(w.span, f"{c.keyword}: '{w.text}' is not a CPU number or range (0-4095); {c.keyword} ignored")
+            return ()
+        cpus.update(range(first, last + 1))
+    if not cpus:
+        b.r.warn(c.span, f"{c.keyword} has no CPU; ignored")
+    return tuple(sorted(cpus))
