@@ -117,13 +117,18 @@ class Model:
         return sorted(lines)
 
 
-def presence(lines: list[str]) -> set[str]:
-    """What the sampler can see of a table: ``VS`` per service and ``VS RS`` per destination."""
-    out = set()
+def weights(lines: list[str]) -> dict[str, int | None]:
+    """What the sampler can see of a table: ``VS`` per service (None) and ``VS RS`` per destination (its
+    weight)."""
+    out: dict[str, int | None] = {}
     for line in lines:
         w = line.split()
-        out.add(w[2] if w[0] == "-A" else f"{w[2]} {w[4]}")
+        out[w[2] if w[0] == "-A" else f"{w[2]} {w[4]}"] = None if w[0] == "-A" else int(w[-1])
     return out
+
+
+def presence(lines: list[str]) -> set[str]:
+    return set(weights(lines))
 
 
 @dataclass(frozen=True)
@@ -225,19 +230,24 @@ class Report:
         return "\n".join(lines)
 
 
-def read_proc() -> set[str]:
-    """/proc/net/ip_vs as ``presence`` keys (no process to start: fast enough to sample all along)."""
+def read_proc() -> dict[str, int | None]:
+    """/proc/net/ip_vs as ``weights`` (no process to start: fast enough to sample all along)."""
     from tests.kernel.guest.guest_daemon import proc_table
-    return {" ".join(entry.split()[:2]) for entry in proc_table()}
+    out: dict[str, int | None] = {}
+    for entry in proc_table():
+        words = entry.split()
+        out[" ".join(words[:2])] = int(words[2]) if len(words) > 2 else None
+    return out
 
 
 class Sampler:
     """Reads /proc/net/ip_vs every SAMPLE_EVERY seconds until stopped (bounded by ``limit`` seconds); an
-    entry of ``must`` missing from a sample is noted with the event it happened in."""
+    entry of ``must`` missing from a sample, or at another weight than ``must`` says (None: any), is noted
+    with the event it happened in."""
 
     def __init__(self, limit: float) -> None:
         self.lock = threading.Lock()
-        self.must: set[str] = set()
+        self.must: dict[str, int | None] = {}
         self.event = "start"
         self.samples = 0
         self.misses: list[str] = []
@@ -245,9 +255,9 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, args=(limit,), name="ip_vs sampler", daemon=True)
         self._thread.start()
 
-    def set(self, must: set[str], event: str) -> None:
+    def set(self, must: dict[str, int | None], event: str) -> None:
         with self.lock:
-            self.must, self.event = set(must), event
+            self.must, self.event = dict(must), event
 
     def _run(self, limit: float) -> None:
         end = time.monotonic() + limit
@@ -259,10 +269,15 @@ class Sampler:
             with self.lock:
                 if seen is not None:
                     self.samples += 1
-                    if gone := self.must - seen:
+                    gone = sorted(k for k in self.must if k not in seen)
+                    moved = sorted(f"{k} at weight {seen[k]}, not {w}" for k, w in self.must.items()
+                                   if w is not None and k in seen and seen[k] != w)
+                    if gone or moved:
                         if len(self.misses) < 50:
-                            self.misses.append(f"during {self.event}: {sorted(gone)} missing")
-                        self.must -= gone  # noted once per event
+                            self.misses.append(f"during {self.event}: " + "; ".join(
+                                ([f"{gone} missing"] if gone else []) + moved))
+                        for k in gone + [m.split(" at weight")[0] for m in moved]:
+                            del self.must[k]  # noted once per event
             self._stop.wait(SAMPLE_EVERY)
 
     def stop(self) -> None:
@@ -387,19 +402,23 @@ class LvsChaos:
     def first_checks_bound(endpoints: set[str], m: Model) -> float:
         return max([BOUNDS[ENDPOINTS[e][0]] for e in endpoints] + [2.0])
 
-    def must_stay(self, event: Event, before: Model, after: Model) -> set[str]:
+    def must_stay(self, event: Event, before: Model, after: Model) -> dict[str, int | None]:
         """What the sampler must see all through ``event``: in the model before and after it; a restart's
         or a reload's new checkers take their real servers as up at first, so what that takes away (the
-        sorry server) is excused; the destination an ``ipvsadm -d`` deletes is excused too."""
+        sorry server) is excused; the destination an ``ipvsadm -d`` deletes is excused too. An entry whose
+        weight is the same in all of these must keep that weight all along (a healthy real server must not
+        go to weight 0 for a moment either); else any weight will do."""
         if event.kind == "term":
-            return presence([line for line in before.table() if FOREIGN[0] in line])
-        keep = presence(before.table()) & presence(after.table())
+            return weights([line for line in before.table() if FOREIGN[0] in line])
+        tables = [weights(before.table()), weights(after.table())]
         if event.kind == "kill":
-            keep &= presence(after.table(set(after.configured())))
+            tables.append(weights(after.table(set(after.configured()))))
         elif event.kind in ("reload", "reload_change"):
-            keep &= presence(after.table(set(after.configured()) - set(before.configured())))
-        elif event.kind == "ipvsadm_d":
-            keep.discard(event.target)
+            tables.append(weights(after.table(set(after.configured()) - set(before.configured()))))
+        keep = {k: w if all(t[k] == w for t in tables) else None for k, w in tables[0].items()
+                if all(k in t for t in tables)}
+        if event.kind == "ipvsadm_d":
+            keep.pop(event.target, None)
         return keep
 
     def settle(self, want: list[str], bound: float, first: list[str], t0: float) -> float | None:
@@ -510,7 +529,7 @@ class LvsChaos:
 
     def finish(self, sampler: Sampler) -> None:
         """SIGTERM: only the foreign service is left; no log holds a traceback."""
-        sampler.set(presence([line for line in self.model.table() if FOREIGN[0] in line]), "the final SIGTERM")
+        sampler.set(weights([line for line in self.model.table() if FOREIGN[0] in line]), "the final SIGTERM")
         code = self.stop_daemon(signal.SIGTERM)
         if code != 0:
             self.violation(f"pyvrrpd exited {code} on the final SIGTERM")

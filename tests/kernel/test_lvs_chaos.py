@@ -58,7 +58,13 @@ def test_must_stay_excuses_a_new_checkers_first_verdict(tmp_path):
     assert sorry in run.must_stay(Event("flip", "a:80"), before, before)
     assert sorry not in run.must_stay(Event("kill"), before, before)  # a new daemon takes c:81 as up at first
     assert sorry in run.must_stay(Event("reload"), before, before)  # a reload keeps what it knows
-    assert run.must_stay(Event("term"), before, before) == {FOREIGN[0], " ".join(FOREIGN)}
+    assert run.must_stay(Event("term"), before, before) == {FOREIGN[0]: None, " ".join(FOREIGN): 1}
+    assert run.must_stay(Event("reload"), before, before)[f"{VS1} 203.0.113.2:80"] == 3  # and its weight stays
+    heavier = before.copy()
+    heavier.variant = frozenset({"weights"})
+    assert run.must_stay(Event("reload_change", "weights"), before, heavier)[f"{VS1} 203.0.113.2:80"] is None
+    before.health["b:80"] = False  # inhibited: weight 0, and a new daemon takes it as up (weight 2) at first
+    assert run.must_stay(Event("kill"), before, before)[f"{VS1} 203.0.113.3:80"] is None
     assert f"{VS1} 203.0.113.2:80" not in run.must_stay(Event("ipvsadm_d", f"{VS1} 203.0.113.2:80"), before, before)
 
 
