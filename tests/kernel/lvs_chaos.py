@@ -421,18 +421,24 @@ class LvsChaos:
             keep.pop(event.target, None)
         return keep
 
-    def settle(self, want: list[str], bound: float, first: list[str], t0: float) -> float | None:
-        """Wait until the table equals ``want`` (after the first verdicts on ``first`` are in the log);
-        the seconds it took from ``t0``, or None (a violation) past ``bound + SLACK``."""
+    def downs(self) -> dict[str, int]:
+        """How many times the running daemon has logged each endpoint down."""
+        lines = [line for line in self.log().splitlines() if "Real server down" in line]
+        return {e: sum(f'"{HOSTS[host]}:{port} of VS' in line for line in lines)
+                for e, (_, host, port) in ENDPOINTS.items()}
+
+    def settle(self, want: list[str], bound: float, first: list[str], t0: float,
+               downs: dict[str, int] | None = None) -> float | None:
+        """Wait until the table equals ``want`` (after the first verdicts on ``first`` are in the log: a
+        "Real server down" beyond the ``downs`` counted before the event); the seconds it took from
+        ``t0``, or None (a violation) past ``bound + SLACK``."""
         deadline = t0 + bound + SLACK
         pending = set(first)
         table: list[str] = []
         while time.monotonic() < deadline:
             if pending:
-                log = self.log()
-                pending = {e for e in pending if not any(
-                    "Real server down" in line and f"{HOSTS[ENDPOINTS[e][1]]}:{ENDPOINTS[e][2]} of VS" in line
-                    for line in log.splitlines())}
+                now = self.downs()
+                pending = {e for e in pending if now[e] <= (downs or {}).get(e, 0)}
             if not pending:
                 table = self.table()
                 if table == want:
@@ -506,9 +512,10 @@ class LvsChaos:
             sampler.set(self.must_stay(event, before, after), f"#{i} {event}")
             t0 = time.monotonic()
             self.report.log.append(f"#{i} +{t0 - self.t0_run:.1f} s {event}")
+            downs = {} if event.kind in ("kill", "term") else self.downs()  # a new daemon: a new log
             bound, first = self.apply(event, before, after)
             self.model = after
-            took = self.settle(after.table(), bound + (time.monotonic() - t0), first, t0)
+            took = self.settle(after.table(), bound + (time.monotonic() - t0), first, t0, downs)
             self.report.log[-1] += f": settled in {took:.2f} s" if took is not None else ": NOT SETTLED"
             print(f"lvs chaos: {self.report.log[-1]}", flush=True)
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
