@@ -27,7 +27,8 @@ Invariants: after each event the kernel's table (``ipvsadm -Sn``) equals the mod
 with inhibit_on_failure, quorum and the sorry server) within a bound (the event's checker timers, or
 the resync interval for a repair, plus SLACK for the emulated machine); a sampler thread reads
 /proc/net/ip_vs every ~30 ms all along and must never miss an entry that the model has both before and
-after the event (a reload or a restart never makes a healthy real server disappear, even briefly; a
+after the event, nor see it at another weight when the model's weight is the same before and after (a
+reload or a restart never makes a healthy real server disappear or drop to weight 0, even briefly; a
 starting checker's first verdict is the one exception: a new daemon takes every real server as up until
 its first check, as keepalived does); SIGTERM leaves only the foreign service; no traceback in a log.
 """
