@@ -694,7 +694,7 @@ SUPPORTED: frozenset[str] = frozenset(
 ) | frozenset(
     # LVS: what the daemon's LVS subsystem (pyvrrpd/daemon/lvs.py: checkers into the IPVS reconciler)
     # acts on. Not here, so still "not supported yet": global_defs lvs_sync_daemon, lvs_notify_fifo(_script),
-    # smtp_alert_checker; virtual_server ha_suspend, smtp_alert, snmp_name; real_server smtp_alert,
+    # smtp_alert_checker; virtual_server smtp_alert, snmp_name; real_server smtp_alert,
     # snmp_name; BFD_CHECK; url regex_stack (a PCRE2 JIT stack size: Python's re has none).
     """
     global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts
@@ -710,7 +710,7 @@ SUPPORTED: frozenset[str] = frozenset(
     virtual_server/persistence_engine virtual_server/persistence_timeout virtual_server/persistence_granularity
     virtual_server/protocol virtual_server/virtualhost virtual_server/alpha virtual_server/omega
     virtual_server/quorum_up virtual_server/quorum_down virtual_server/quorum virtual_server/hysteresis
-    virtual_server/weight virtual_server/sorry_server virtual_server/sorry_server_inhibit
+    virtual_server/weight virtual_server/sorry_server virtual_server/sorry_server_inhibit virtual_server/ha_suspend
     virtual_server/sorry_server_lvs_method virtual_server/real_server
 
     virtual_server/real_server/weight virtual_server/real_server/lvs_method

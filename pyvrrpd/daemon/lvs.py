@@ -19,6 +19,10 @@ and time-boxed (``STOP_SCRIPTS_SECONDS``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
 import anyio
 import anyio.lowlevel
 
@@ -30,10 +34,57 @@ from pyvrrpd.daemon.scripts import ScriptRunner, command_from_config
 from pyvrrpd.lvs import table as t
 from pyvrrpd.lvs.ipvs import IpvsPort
 from pyvrrpd.lvs.reconciler import LvsSubsystem
+from pyvrrpd.lvs.suspend import Suspension, watched_addresses
 from pyvrrpd.observe.metrics import merge_histograms
 
 NOTIFY_SECONDS = 30.0  # a notify_up/notify_down script still running after this is killed
 STOP_SCRIPTS_SECONDS = 10.0  # the scripts of the stop (omega) all end within this, or are killed
+ADDRESS_RETRY_SECONDS = 1.0  # the address watch (ha_suspend) reopens after an error this much later
+
+
+class AddressWatch(Protocol):
+    initial: list[model.IPAddress]  # every address on every interface (one entry per interface carrying it)
+
+    def __aiter__(self) -> AsyncIterator[tuple[bool, model.IPAddress]]: ...  # (added, address)
+
+
+class AddressSource(Protocol):
+    def watch(self):  # -> AsyncContextManager[AddressWatch]
+        ...
+
+
+class NetlinkAddresses:
+    """The production AddressSource: the link monitor's address events, and a dump of every address read
+    after subscribing (so no change falls in between). Tentative IPv6 addresses do not count yet."""
+
+    @asynccontextmanager
+    async def watch(self):
+        from pyvrrpd.net.constants import IFA_F_DADFAILED, IFA_F_TENTATIVE
+        from pyvrrpd.net.netlink import AddressEvent, LinkMonitor, Netlink
+
+        async with LinkMonitor() as monitor:
+            async with Netlink() as nl:
+                initial = [a.address.ip for a in await nl.all_addresses()
+                           if not a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)]
+
+            class Watch:
+                def __init__(self) -> None:
+                    self.initial = initial
+
+                async def __aiter__(self):
+                    async for event in monitor:
+                        if isinstance(event, AddressEvent):
+                            yield event.kind == "added", event.address.ip
+
+            yield Watch()
+
+
+def labelled(config: model.Config) -> Iterable[tuple[str, model.VirtualServer]]:
+    """Every virtual server with its label (the checkers' RealServerKey.vs)."""
+    seen: dict[str, model.VirtualServer] = {}
+    for vs, _, key in real_server_keys(config):
+        seen.setdefault(key.vs, vs)
+    return seen.items()
 
 
 def key_map(config: model.Config) -> dict[RealServerKey, t.RsId]:
@@ -49,7 +100,7 @@ class Lvs:
     name = "lvs"
 
     def __init__(self, config: model.Config, log, *, port: IpvsPort | None = None,
-                 release_on_stop: bool = True) -> None:
+                 release_on_stop: bool = True, addresses: AddressSource | None = None) -> None:
         self.config = config
         self.log = log.bind(subsystem=self.name)
         self.ipvs = LvsSubsystem(config, port=port, release_on_stop=release_on_stop, on_event=self.quorum_event)
@@ -58,6 +109,10 @@ class Lvs:
         self._tg = None
         self._at_stop: list[tuple[model.Script, str]] = []  # scripts that came up while stopping
         self.scripts = ScriptRunner()
+        self.addresses = addresses  # None: netlink, made when a virtual server has ha_suspend
+        self.suspension: Suspension | None = None
+        self._watching = False  # the address watch task runs
+        self.address_watch_errors = 0
 
     # -- the checkers' HealthSink ----------------------------------------------------------------
 
@@ -105,12 +160,50 @@ class Lvs:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 await tg.start(self.ipvs.run, name="IPVS reconciler")
+                if watched_addresses(labelled(self.config), self.config.virtual_server_groups):
+                    await tg.start(self._watch_addresses, name="ha_suspend addresses")
                 await tg.start(self.checkers.run, name="checkers")
                 task_status.started()
         finally:
             self._tg = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_SCRIPTS_SECONDS):
                 await self._run_stop_scripts()
+
+    async def _watch_addresses(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        """ha_suspend: follow the host's addresses and suspend or resume the checkers of the virtual servers
+        that watch them. Events lost (or the watch failing) mean a reopen and a fresh look at every address;
+        if the first look fails, the checkers run (as if every address were there) until it succeeds."""
+        from pyvrrpd.net.errors import NetError
+
+        self._watching = True
+        if self.addresses is None:
+            self.addresses = NetlinkAddresses()
+        started = False
+        while True:
+            try:
+                async with self.addresses.watch() as watch:
+                    watched = watched_addresses(labelled(self.config), self.config.virtual_server_groups)
+                    if self.suspension is None:
+                        self.suspension = Suspension(watched, watch.initial)
+                        self.checkers.suspended = set(self.suspension.suspended)
+                    else:
+                        self._apply_suspension(self.suspension.resync(watch.initial))
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for added, address in watch:
+                        self._apply_suspension(self.suspension.address(added, address))
+            except (NetError, OSError) as exc:
+                self.log.warning(f"ha_suspend: address watch: {exc}; reopening in {ADDRESS_RETRY_SECONDS:g} s")
+                self.address_watch_errors += 1
+                if not started:
+                    started = True
+                    task_status.started()
+            await anyio.sleep(ADDRESS_RETRY_SECONDS)
+
+    def _apply_suspension(self, changes) -> None:
+        for change in changes:
+            self.checkers.suspend(change.vs, change.active)
 
     async def _run_stop_scripts(self) -> None:
         pending, self._at_stop = self._at_stop, []
@@ -125,12 +218,24 @@ class Lvs:
         self.config = config
         self._keys = key_map(config)
         why = await self.ipvs.reconfigure(config)
-        return why or await self.checkers.reconfigure(config)
+        why = why or await self.checkers.reconfigure(config)
+        watched = watched_addresses(labelled(config), config.virtual_server_groups)
+        if self.suspension is not None:
+            self.suspension = Suspension(watched, self.suspension.counts.elements())
+            now = self.suspension.suspended
+            for vs in set(self.checkers.suspended) - now:
+                self.checkers.suspend(vs, True)
+            for vs in now - self.checkers.suspended:
+                self.checkers.suspend(vs, False)
+        elif watched and self._tg is not None and not self._watching:
+            self._tg.start_soon(self._watch_addresses, name="ha_suspend addresses")
+        return why
 
     def snapshot(self) -> dict:
         ipvs, checkers = self.ipvs.snapshot(), self.checkers.snapshot()
         return {"virtual_servers": self._virtual_servers(checkers), "ipvs": ipvs, "checkers": checkers,
-                "counters": {f"notify_{k}": n for k, n in self.scripts.counters.items()}}
+                "counters": {**{f"notify_{k}": n for k, n in self.scripts.counters.items()},
+                             "address_watch_errors": self.address_watch_errors}}
 
     def _virtual_servers(self, checkers: dict) -> list[dict]:
         """One entry per virtual_server, in the shape the status table and /metrics render."""

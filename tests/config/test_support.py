@@ -625,7 +625,6 @@ def test_nat_and_dr_directors_say_nothing_is_unsupported(check):
 @pytest.mark.parametrize(
     "line, name, where",
     [
-        ("ha_suspend", "ha_suspend", "virtual_server"),
         ("smtp_alert", "smtp_alert", "virtual_server"),
         ("snmp_name web", "snmp_name", "virtual_server"),
     ],
