@@ -36,7 +36,7 @@ from pyvrrpd import __version__
 from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import Loaded
-from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError
+from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError, TeeNotify
 from pyvrrpd.observe import sdnotify
 
 EXIT_OK = 0
@@ -390,7 +390,15 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
         from pyvrrpd.daemon.vrrp import Vrrp
 
         notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
-        vrrp = Vrrp(config, log, notify=notifier)
+        sinks: list = [notifier]
+        if config.global_defs.lvs_sync_daemon:  # keepalived runs it in its VRRP process
+            from pyvrrpd.daemon.syncd import SyncDaemon
+
+            syncd = SyncDaemon(config, log)
+            if syncd.settings is not None:
+                sinks.append(syncd)
+                subsystems.append(syncd)  # stops after VRRP, so it sees the instance's STOP
+        vrrp = Vrrp(config, log, notify=notifier if len(sinks) == 1 else TeeNotify(*sinks))
         trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
         subsystems += [notifier, trackers, vrrp]
     return subsystems
