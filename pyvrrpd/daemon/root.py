@@ -381,7 +381,8 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
         if config.virtual_servers:
             from pyvrrpd.daemon.lvs import Lvs
 
-            subsystems.append(Lvs(config, log))  # the IPVS table is in place before a VIP attracts traffic
+            # the IPVS table is in place before a VIP attracts traffic; -I keeps it on stop
+            subsystems.append(Lvs(config, log, release_on_stop=not getattr(args, "dont_release_ipvs", False)))
         elif args.checkers_only:
             log.warning("-C/--check: no virtual_server in the configuration; no checker to run")
     if not args.checkers_only:
@@ -398,7 +399,8 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
             if syncd.settings is not None:
                 sinks.append(syncd)
                 subsystems.append(syncd)  # stops after VRRP, so it sees the instance's STOP
-        vrrp = Vrrp(config, log, notify=notifier if len(sinks) == 1 else TeeNotify(*sinks))
+        vrrp = Vrrp(config, log, notify=notifier if len(sinks) == 1 else TeeNotify(*sinks),
+                    release_on_stop=not getattr(args, "dont_release_vrrp", False))
         trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
         subsystems += [notifier, trackers, vrrp]
     return subsystems

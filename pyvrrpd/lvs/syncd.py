@@ -47,9 +47,15 @@ def sync_config(config: m.Config) -> tuple[SyncdConfig | None, list[str]]:
             notes.append("lvs_sync_daemon: no VRRP instance given; no sync daemon")
         return None, notes
     ifname, rest = words[0], words[1:]
-    if rest[0] == "inst" and len(rest) > 1:  # an older spelling: lvs_sync_daemon IF inst VI
-        rest = rest[1:]
-    name, rest = rest[0], rest[1:]
+    name = None
+    if rest[0] not in _LIMITS and rest[0] not in ("group", "inst"):
+        name, rest = rest[0], rest[1:]
+    if "inst" in rest[:-1]:  # also spelled `inst VRRP_INSTANCE`, anywhere among the options
+        at = rest.index("inst")
+        name, rest = rest[at + 1], rest[:at] + rest[at + 2:]
+    if name is None:
+        notes.append("lvs_sync_daemon: no VRRP instance given; no sync daemon")
+        return None, notes
     instance = next((i for i in config.instances if i.name == name), None)
     if instance is None:
         notes.append(f"Unable to find vrrp instance {name} for lvs_syncd - clearing lvs_syncd config")

@@ -176,7 +176,6 @@ def test_instance_keywords_not_supported_yet(check, line, name):
         ("lvs_notify_fifo /run/lvs.fifo", "lvs_notify_fifo"),
         ("smtp_alert_checker", "smtp_alert_checker"),
         ("lvs_notify_fifo_script /bin/cat", "lvs_notify_fifo_script"),
-        ("lvs_sync_daemon lan0 inst VI_1", "lvs_sync_daemon"),
     ],
 )
 def test_global_defs_keywords_not_supported_yet(check, line, name):

@@ -40,6 +40,7 @@ def _config(tmp_path, line: str):
      SyncdConfig("eth1", "VI_1", 7, 1400, 8848, 3, ipaddress.ip_address("239.1.2.3"))),
     ("lvs_sync_daemon eth1 VI_1 9", SyncdConfig("eth1", "VI_1", 9)),  # legacy: the sync id third
     ("lvs_sync_daemon eth1 inst VI_1 id 300", SyncdConfig("eth1", "VI_1", 51)),  # out of range: the default
+    ("lvs_sync_daemon eth1 id 4 inst VI_1 ttl 2", SyncdConfig("eth1", "VI_1", 4, ttl=2)),
 ])
 def test_settings(tmp_path, line, expected):
     assert sync_config(_config(tmp_path, line)) == (expected, [])
