@@ -693,12 +693,12 @@ SUPPORTED: frozenset[str] = frozenset(
     """.split()
 ) | frozenset(
     # LVS: what the daemon's LVS subsystem (pyvrrpd/daemon/lvs.py: checkers into the IPVS reconciler)
-    # acts on. Not here, so still "not supported yet": global_defs lvs_notify_fifo(_script),
-    # smtp_alert_checker; virtual_server smtp_alert, snmp_name; real_server smtp_alert,
+    # acts on. Not here, so still "not supported yet": virtual_server snmp_name; real_server
     # snmp_name; BFD_CHECK; url regex_stack (a PCRE2 JIT stack size: Python's re has none).
     """
     global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts global_defs/lvs_sync_daemon
-    global_defs/checker_log_all_failures
+    global_defs/checker_log_all_failures global_defs/lvs_notify_fifo global_defs/lvs_notify_fifo_script
+    global_defs/smtp_alert_checker virtual_server/smtp_alert virtual_server/real_server/smtp_alert
 
     SSL SSL/password SSL/ca SSL/certificate SSL/key
     virtual_server_group

@@ -360,3 +360,54 @@ async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(t
     finally:
         a.close()
         b.close()
+
+
+class _Mails:
+    """A Mailer stand-in: records (subject, body)."""
+
+    class settings:
+        router_id = "lb1"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def alert(self, subject: str, body: str) -> None:
+        self.sent.append((subject, body))
+
+    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await anyio.sleep_forever()
+
+    def close(self) -> None:
+        pass
+
+    def snapshot(self) -> dict:
+        return {"sent": len(self.sent)}
+
+
+async def test_checker_fifo_lines_and_mails_in_keepalived_words(tmp_path):
+    a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
+    port_a, port_b = a.getsockname()[1], b.getsockname()[1]
+    config = _config(tmp_path, port_a, port_b, extra="smtp_alert")
+    lines: list[str] = []
+    mails = _Mails()
+    lvs = Lvs(config, logs.get("test"), port=FakeIpvs(), fifo=lines.append, mailer=mails)
+    vs = "[198.51.100.100]:tcp:80"
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            a.close()
+            b.close()
+            await _until(lambda: len(lines) >= 3, "two real servers down and the quorum lost")
+            tg.cancel_scope.cancel()
+    finally:
+        a.close()
+        b.close()
+    assert sorted(lines[:2]) == sorted([f"RS [127.0.0.1]:tcp:{port_a} {vs} DOWN\n",
+                                        f"RS [127.0.0.2]:tcp:{port_b} {vs} DOWN\n"])
+    assert lines[2] == f"VS {vs} DOWN\n"
+    subjects = [s for s, _ in mails.sent]
+    assert f"[lb1] Realserver [127.0.0.1]:tcp:{port_a} of virtual server {vs} - DOWN" in subjects
+    assert f"[lb1] Virtualserver {vs} - DOWN" in subjects
+    body = dict(mails.sent)[f"[lb1] Virtualserver {vs} - DOWN"]
+    assert body == "=> Lost quorum 1+0=1 <= 0 <="

@@ -101,6 +101,13 @@ def test_dont_release_options_parse_and_reach_the_subsystems(tmp_path):
     for argv, release in ((["-C"], True), (["-C", "-I"], False)):
         [lvs] = build_subsystems(cli.build_parser().parse_args(argv), config, logs.get("test"))
         assert lvs.ipvs.release_on_stop is release
+    fifo = tmp_path / "lvs.fifo"
+    path.write_text(f"global_defs {{\n lvs_notify_fifo {fifo}\n}}\n"
+                    "virtual_server 198.51.100.100 80 {\n protocol TCP\n real_server 203.0.113.1 80 {\n }\n}\n")
+    notifier, lvs = build_subsystems(cli.build_parser().parse_args(["-C"]), load(str(path), host_checks=False).config,
+                                     logs.get("test"))
+    assert notifier.name == "notify" and lvs.fifo == notifier.lvs  # -C: the checker FIFO lines still go
+    assert notifier.settings.lvs.path == str(fifo) and notifier.settings.vrrp is None and notifier.mailer is None
     path.write_text("vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n priority 100\n"
                     " virtual_ipaddress { 198.51.100.100 }\n}\n")
     config = load(str(path), host_checks=False).config
