@@ -363,6 +363,8 @@ class Checkers:
             before = old.servers.get(key)
             if before is not None and before.keys == server.keys:
                 server.health.dynamic, server.health.offsets = before.health.dynamic, dict(before.health.offsets)
+                if key.vs in self.suspended:  # ha_suspend: its state stays frozen through a reload
+                    server.health.down = set(before.health.down)
         self._read_files(initial=True)
         for key, server in new.servers.items():
             before = old.servers.get(key)
