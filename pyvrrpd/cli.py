@@ -138,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-S", "--log-facility", metavar="FACILITY",
                    help="accepted for keepalived compatibility (logs go to stderr / the journal)")
     # keepalived options pyvrrpd does not implement: refused by name rather than silently ignored
-    for flags, nargs in ((("-X", "--release-vips"), 0), (("-V", "--dont-release-vrrp"), 0),
-                         (("-I", "--dont-release-ipvs"), 0), (("-R", "--dont-respawn"), 0),
+    p.add_argument("-V", "--dont-release-vrrp", action="store_true",
+                   help="on stop, keep the virtual addresses, routes, rules and VMACs (no priority-0 advert)")
+    p.add_argument("-I", "--dont-release-ipvs", action="store_true",
+                   help="on stop, keep the IPVS table pyvrrpd programmed")
+    for flags, nargs in ((("-X", "--release-vips"), 0), (("-R", "--dont-respawn"), 0),
                          (("-d", "--dump-conf"), 0), (("-a", "--address-monitoring"), 0), (("-x", "--snmp"), 0),
                          (("-A", "--snmp-agent-socket"), 1), (("-s", "--namespace"), 1), (("-m", "--core-dump"), 0),
                          (("-M", "--core-dump-pattern"), "?"), (("-e", "--all-config"), 0), (("-b", "--bfd_pid"), 1),

@@ -216,7 +216,7 @@ virtual_server 198.51.100.10 80 {
     lb_algo rr
     lb_kind DR
     protocol TCP
-    ha_suspend
+    snmp_name web
     real_server 203.0.113.1 80 {
         TCP_CHECK {
             connect_timeout 3
@@ -227,11 +227,11 @@ virtual_server 198.51.100.10 80 {
 
 
 def test_an_lvs_director_checks_clean_but_an_unwired_keyword_is_named(tmp_path):
-    path = write(tmp_path, LVS.replace("    ha_suspend\n", ""))
+    path = write(tmp_path, LVS.replace("    snmp_name web\n", ""))
     proc = check("--check-config", "-f", str(path))
     assert (proc.returncode, proc.stderr) == (0, summary(path) + "\n")
     path = write(tmp_path, LVS)
     proc = check("--check-config", "-f", str(path))
     assert proc.returncode == 0
     assert lines(proc.stderr)[0] == diagnostic(path, 5, 5, "warning",
-                                               "`ha_suspend` in virtual_server is accepted but not supported yet")
+                                               "`snmp_name` in virtual_server is accepted but not supported yet")

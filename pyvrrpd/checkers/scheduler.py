@@ -145,8 +145,6 @@ class _Builder:
 
     def build(self) -> Plan:
         for vs, rs, key in real_server_keys(self.config):
-            if vs.ha_suspend:
-                self._warn(f"VS {key.vs}: ha_suspend is not supported yet; its checkers always run")
             keys: list[tuple | None] = []
             down: set[int] = set()
             for ck in rs.checkers:
@@ -307,6 +305,9 @@ class Checkers:
         self.counters: collections.Counter = collections.Counter()
         self.lateness: collections.deque[float] = collections.deque(maxlen=LATENESS_SAMPLES)
         self.started_at: float | None = None
+        # ha_suspend: labels of the virtual servers whose checkers are suspended (their address is not on
+        # this host). Set before run() by the owner (pyvrrpd.daemon.lvs), then changed with suspend().
+        self.suspended: set[str] = set()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -321,6 +322,9 @@ class Checkers:
                 self._read_files(initial=True)
                 for key, server in self.plan.servers.items():
                     self.sink.set_health(key, server.health.alive, server.health.effective_weight())
+                    if key.vs in self.suspended:
+                        self.log.info(f"Deactivating healthchecker for service {rs_label(key.address, key.port)} "
+                                      f"for VS {key.vs} (ha_suspend: its address is not on this host)")
                 for probe in self.plan.probes.values():
                     self._start(probe)
                 tg.start_soon(self._dispatch, name="checkers dispatcher")
@@ -359,6 +363,8 @@ class Checkers:
             before = old.servers.get(key)
             if before is not None and before.keys == server.keys:
                 server.health.dynamic, server.health.offsets = before.health.dynamic, dict(before.health.offsets)
+                if key.vs in self.suspended:  # ha_suspend: its state stays frozen through a reload
+                    server.health.down = set(before.health.down)
         self._read_files(initial=True)
         for key, server in new.servers.items():
             before = old.servers.get(key)
@@ -414,8 +420,15 @@ class Checkers:
             now = anyio.current_time()
             while due and due[0][0] <= now:
                 _, _, probe = heapq.heappop(due)
-                if probe.active:
-                    self._tg.start_soon(self._run, probe, name=probe.name)
+                if not probe.active:
+                    continue
+                if self.suspended and probe.users and all(key.vs in self.suspended for key, _ in probe.users):
+                    # ha_suspend: keepalived's disabled checker just looks again delay_loop later
+                    probe.machine.due = now + max(probe.machine.timing.delay_loop, 1e-3)
+                    self.counters["suspended_runs"] += 1
+                    self._schedule(probe)
+                    continue
+                self._tg.start_soon(self._run, probe, name=probe.name)
             with anyio.CancelScope(deadline=due[0][0] if due else math.inf) as self._nap:
                 await anyio.sleep_forever()
             self._nap = None
@@ -479,7 +492,7 @@ class Checkers:
             return
         for key, index in probe.users:
             server = self.plan.servers.get(key)
-            if server is None:
+            if server is None or key.vs in self.suspended:  # ha_suspend: its state is frozen
                 continue
             weight_changed = probe.dynamic and result.ok and server.health.set_dynamic(result.weight)
             alive_changed = change is not None and server.health.set_checker(index, change.up)
@@ -498,6 +511,39 @@ class Checkers:
                           reason=why)
             script = server.rs.notify_up if h.alive else server.rs.notify_down
             self.sink.notify(RealServerEvent(key, h.alive, weight, script, why))
+
+    # ------------------------------------------------------------------ ha_suspend
+
+    def suspend(self, vs: str, active: bool) -> None:
+        """ha_suspend: the checkers of virtual server ``vs`` (its label) stop (``active`` False) or resume.
+
+        Suspended, its real servers keep their state (nothing in the IPVS table changes) and its checks
+        do not run unless another virtual server shares them. Resumed, each real server takes the state
+        of its checks as they are now (a check shared with a running virtual server may have moved on)."""
+        if not active:
+            if vs in self.suspended:
+                return
+            self.suspended.add(vs)
+        elif vs in self.suspended:
+            self.suspended.discard(vs)
+        else:
+            return
+        self.counters["suspended" if not active else "resumed"] += 1
+        if self.plan is None:
+            return
+        for key, server in self.plan.servers.items():
+            if key.vs != vs:
+                continue
+            self.log.info(f"{'Activating' if active else 'Suspending'} healthchecker for service "
+                          f"{rs_label(key.address, key.port)} for VS {vs}")
+            if not active:
+                continue
+            alive_changed = False
+            for index, pkey in enumerate(server.keys):
+                probe = self.plan.probes.get(pkey) if pkey is not None else None
+                if probe is not None:
+                    alive_changed |= server.health.set_checker(index, probe.machine.is_up)
+            self._report(key, server, alive_changed, False, "checks resumed (ha_suspend)")
 
     # ------------------------------------------------------------------ FILE_CHECK
 
@@ -602,6 +648,7 @@ class Checkers:
             "probes": probes,
             "real_servers": servers,
             "counters": dict(self.counters),
+            "suspended": sorted(self.suspended),
             "lateness": lateness_summary(self.lateness),
             "warnings": list(plan.warnings) if plan else [],
         }

@@ -693,12 +693,12 @@ SUPPORTED: frozenset[str] = frozenset(
     """.split()
 ) | frozenset(
     # LVS: what the daemon's LVS subsystem (pyvrrpd/daemon/lvs.py: checkers into the IPVS reconciler)
-    # acts on. Not here, so still "not supported yet": global_defs lvs_sync_daemon, lvs_notify_fifo(_script),
-    # smtp_alert_checker; virtual_server ha_suspend, smtp_alert, snmp_name; real_server smtp_alert,
+    # acts on. Not here, so still "not supported yet": virtual_server snmp_name; real_server
     # snmp_name; BFD_CHECK; url regex_stack (a PCRE2 JIT stack size: Python's re has none).
     """
-    global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts
-    global_defs/checker_log_all_failures
+    global_defs/lvs_flush global_defs/lvs_flush_on_stop global_defs/lvs_timeouts global_defs/lvs_sync_daemon
+    global_defs/checker_log_all_failures global_defs/lvs_notify_fifo global_defs/lvs_notify_fifo_script
+    global_defs/smtp_alert_checker virtual_server/smtp_alert virtual_server/real_server/smtp_alert
     global_defs/vrrp_priority global_defs/vrrp_rt_priority global_defs/vrrp_no_swap global_defs/vrrp_cpu_affinity
     global_defs/checker_priority global_defs/checker_rt_priority global_defs/checker_no_swap
     global_defs/checker_cpu_affinity
@@ -713,7 +713,7 @@ SUPPORTED: frozenset[str] = frozenset(
     virtual_server/persistence_engine virtual_server/persistence_timeout virtual_server/persistence_granularity
     virtual_server/protocol virtual_server/virtualhost virtual_server/alpha virtual_server/omega
     virtual_server/quorum_up virtual_server/quorum_down virtual_server/quorum virtual_server/hysteresis
-    virtual_server/weight virtual_server/sorry_server virtual_server/sorry_server_inhibit
+    virtual_server/weight virtual_server/sorry_server virtual_server/sorry_server_inhibit virtual_server/ha_suspend
     virtual_server/sorry_server_lvs_method virtual_server/real_server
 
     virtual_server/real_server/weight virtual_server/real_server/lvs_method

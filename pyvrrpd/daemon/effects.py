@@ -45,6 +45,7 @@ from pyvrrpd.core.actions import (
     SendGratuitous,
     State,
     StateChanged,
+    Transition,
     WantMaster,
 )
 from pyvrrpd.core.frames import gratuitous_arp, unsolicited_na
@@ -196,6 +197,9 @@ class InstanceEffects:
         self.task_group: TaskGroup | None = None  # None: bursts run inline (tests)
         self.stats = InstanceStats()
         self.netlink = netlink  # None only until the VRRP subsystem has opened its netlink socket
+        # keepalived's -V/--dont-release-vrrp: when the daemon stops, no priority-0 advert and the VIPs,
+        # routes and rules stay (an instance removed by a reload still releases them)
+        self.keep_on_stop = False
         self._frames = frames
         self.firewall = firewall  # None: every instance accepts (nothing to block)
         self.listener: Listener | None = None  # set by the VRRP subsystem
@@ -206,6 +210,8 @@ class InstanceEffects:
         self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
 
     async def apply(self, action: Action) -> None:
+        if self.keep_on_stop and self._kept(action):
+            return
         match action:
             case SendAdvert():
                 await self._send_advert(action)
@@ -328,6 +334,16 @@ class InstanceEffects:
                                addresses)
         else:
             await self._remove("unblock traffic to VIPs", self.firewall.unblock, self.plan.name)
+
+    def _kept(self, action: Action) -> bool:
+        """-V/--dont-release-vrrp: what the stop would do that is skipped (logged once)."""
+        if isinstance(action, SendAdvert) and action.reason is AdvertReason.SHUTDOWN:
+            return True
+        if isinstance(action, ReleaseAddresses) and action.reason is Transition.SHUTDOWN:
+            self.log.info(f"({self.plan.name}) keeping its virtual addresses, routes and rules on stop "
+                          "(--dont-release-vrrp)")
+            return True
+        return False
 
     async def _release(self, action: ReleaseAddresses) -> None:
         for scope in self._bursts:

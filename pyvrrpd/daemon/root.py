@@ -37,7 +37,7 @@ from pyvrrpd.config import model
 from pyvrrpd.config.diagnostics import Severity
 from pyvrrpd.config.load import Loaded
 from pyvrrpd.daemon import scheduling
-from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError
+from pyvrrpd.daemon.subsystem import Subsystem, SubsystemError, TeeNotify
 from pyvrrpd.observe import sdnotify
 
 EXIT_OK = 0
@@ -370,33 +370,57 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
     process, which is all of these; ``-C`` for the checkers only.
 
     * notify first, stopped last: it is VRRP's ``NotifySink``, and the STOP notifications VRRP sends as it
-      stops still run;
+      stops still run; it also writes the checkers' FIFO lines (with ``-C`` it runs for those alone, when
+      ``notify_fifo``/``lvs_notify_fifo`` is set);
     * the trackers before VRRP, with VRRP as their ``TrackSink``: what they know at start (a tracked
       interface down, a script without a result yet) decides each instance's initial state, as in
       keepalived; they stop after VRRP has sent its priority-0 adverts;
     * VRRP.
 
-    The LVS subsystem (checkers into the IPVS reconciler) comes first and stops last: the IPVS table is in
-    place before a VIP attracts traffic and goes after the VIPs; the control API (it reads
+    The LVS subsystem (checkers into the IPVS reconciler) comes before VRRP and stops after it: the IPVS
+    table is in place before a VIP attracts traffic and goes after the VIPs; the control API (it reads
     ``Root.snapshot``) is appended last by run_daemon.
     """
     subsystems: list[Subsystem] = []
+    notifier = None
+    gd = config.global_defs
+    if not args.checkers_only or (config.virtual_servers and (gd.notify_fifo or gd.lvs_notify_fifo)):
+        from pyvrrpd.daemon.notify import FifoSettings, Notifier
+
+        notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
+        if args.checkers_only:  # -C: only the checker lines (notify_fifo, lvs_notify_fifo), no VRRP scripts
+            notifier.settings = FifoSettings(notify=notifier.settings.notify, lvs=notifier.settings.lvs)
+            notifier.mailer = None
+        subsystems.append(notifier)  # first: it writes the LVS FIFO lines until the LVS subsystem has stopped
     if not args.vrrp:
         if config.virtual_servers:
-            from pyvrrpd.daemon.lvs import Lvs
+            from pyvrrpd.daemon.lvs import Lvs, wants_mail
+            from pyvrrpd.daemon.notify import Mailer, smtp_settings
 
-            subsystems.append(Lvs(config, log))  # the IPVS table is in place before a VIP attracts traffic
+            mail = smtp_settings(gd) if wants_mail(config) else None
+            # the IPVS table is in place before a VIP attracts traffic; -I keeps it on stop
+            subsystems.append(Lvs(config, log, release_on_stop=not getattr(args, "dont_release_ipvs", False),
+                                  fifo=notifier.lvs if notifier is not None else None,
+                                  mailer=Mailer(mail, log=log.bind(subsystem="lvs")) if mail is not None else None))
         elif args.checkers_only:
             log.warning("-C/--check: no virtual_server in the configuration; no checker to run")
     if not args.checkers_only:
-        from pyvrrpd.daemon.notify import Notifier
         from pyvrrpd.daemon.tracking import Trackers
         from pyvrrpd.daemon.vrrp import Vrrp
 
-        notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
-        vrrp = Vrrp(config, log, notify=notifier)
+        assert notifier is not None
+        sinks: list = [notifier]
+        if config.global_defs.lvs_sync_daemon:  # keepalived runs it in its VRRP process
+            from pyvrrpd.daemon.syncd import SyncDaemon
+
+            syncd = SyncDaemon(config, log)
+            if syncd.settings is not None:
+                sinks.append(syncd)
+                subsystems.append(syncd)  # stops after VRRP, so it sees the instance's STOP
+        vrrp = Vrrp(config, log, notify=notifier if len(sinks) == 1 else TeeNotify(*sinks),
+                    release_on_stop=not getattr(args, "dont_release_vrrp", False))
         trackers = Trackers(config, vrrp, log=log.bind(subsystem=Trackers.name))
-        subsystems += [notifier, trackers, vrrp]
+        subsystems += [trackers, vrrp]
     return subsystems
 
 

@@ -71,3 +71,18 @@ class NotifySink(Protocol):
     def notify_event(self, name: str, event: str, priority: int) -> None:
         """An instance event that is not a state: MASTER_RX_LOWER_PRI, MASTER_PRIORITY, BACKUP_PRIORITY."""
         ...
+
+
+class TeeNotify:
+    """One NotifySink that hands every report to several (the notify subsystem, the IPVS sync daemon)."""
+
+    def __init__(self, *sinks: NotifySink) -> None:
+        self.sinks = sinks
+
+    def notify_state(self, kind: str, name: str, state: str, priority: int) -> None:
+        for sink in self.sinks:
+            sink.notify_state(kind, name, state, priority)
+
+    def notify_event(self, name: str, event: str, priority: int) -> None:
+        for sink in self.sinks:
+            sink.notify_event(name, event, priority)

@@ -103,7 +103,9 @@ class Vrrp:
 
     name = "vrrp"
 
-    def __init__(self, config: model.Config, log, *, notify: NotifySink | None = None) -> None:
+    def __init__(self, config: model.Config, log, *, notify: NotifySink | None = None,
+                 release_on_stop: bool = True) -> None:
+        self.release_on_stop = release_on_stop  # False: -V/--dont-release-vrrp (VIPs and VMACs stay on stop)
         plans, problems = plan_instances(config)
         if problems:  # the root starts only configs that plan cleanly (daemon.verdict)
             raise SubsystemError("; ".join(d.message for d in problems))
@@ -142,6 +144,7 @@ class Vrrp:
         inbox = Inbox(INBOX_SIZE)
         inst = Instance(plan, VirtualRouter(plan.router), effects, port, inbox, _member(plan, inbox))
         effects.tx = inst.tx
+        effects.keep_on_stop = not self.release_on_stop
         effects.listener = self.reports.listener(lambda: effects.plan.name)
         self._join(inst)
         return inst
@@ -300,6 +303,7 @@ class Vrrp:
         the socket when no instance is left on it; delete the instance's VMAC."""
         for inst in gone:
             inst.effects.log.info(f"({inst.plan.name}) removed by the reload; stopping")
+            inst.effects.keep_on_stop = False  # -V keeps addresses when the daemon stops, not on a reload
             inst.inbox.close()
         for inst in gone:
             with anyio.move_on_after(RELOAD_SECONDS):
@@ -381,6 +385,10 @@ class Vrrp:
                 await self.firewall.aclose()
             except NetError as exc:
                 self.log.error(f"{exc}: remove the nftables tables 'pyvrrpd' by hand")
+        if not self.release_on_stop:  # -V: the VIPs on a VMAC stay, so does the VMAC (and its parent's sysctls)
+            if self._vmacs:
+                self.log.info("keeping the VMAC interfaces on stop (--dont-release-vrrp)", vmacs=list(self._vmacs))
+            return
         for name in list(self._vmacs):
             await self._delete_vmac(name)
         for parent, sysctls in self._parent_sysctls.items():

@@ -211,6 +211,34 @@ class KernelIpvs:
         return results
 
 
+    # -- the connection-sync daemon (lvs_sync_daemon) --
+
+    async def _request(self, cmd: int, attrs: bytes, what: str) -> None:
+        seq = next(self._seq)
+        try:
+            await self._send(w.message(self.family, cmd, w.NLM_F_REQUEST | w.NLM_F_ACK, seq, attrs))
+            await self._answer(seq)
+        except (OSError, w.WireError, ValueError) as exc:
+            raise NetError.wrap(exc, what) from None
+
+    async def start_daemon(self, state: int, ifname: str, syncid: int, **options) -> None:
+        """IPVS_CMD_NEW_DAEMON (``ipvsadm --start-daemon``); options: maxlen, port, ttl, group."""
+        await self._request(w.CMD_NEW_DAEMON, w.daemon_attrs(state, ifname, syncid, **options),
+                            f"start IPVS sync daemon {state} on {ifname}")
+
+    async def stop_daemon(self, state: int) -> None:
+        """IPVS_CMD_DEL_DAEMON (``ipvsadm --stop-daemon``)."""
+        await self._request(w.CMD_DEL_DAEMON, w.daemon_attrs(state), f"stop IPVS sync daemon {state}")
+
+    async def daemons(self) -> list[dict]:
+        """IPVS_CMD_GET_DAEMON: the sync daemons running (``ipvsadm -L --daemon``)."""
+        try:
+            return [w.decode_daemon(w.attrs(_need(a, w.ATTR_DAEMON)))
+                    for a in await self._dump(w.CMD_GET_DAEMON, b"")]
+        except (OSError, w.WireError, ValueError) as exc:
+            raise NetError.wrap(exc, "list IPVS sync daemons") from None
+
+
 def _need(a: dict, kind: int):
     if kind not in a:
         raise w.WireError(f"no attribute {kind}")
@@ -234,6 +262,7 @@ class FakeIpvs:
         self.log: list[d.Operation] = []
         self.dumps = 0
         self.closed = False
+        self.sync_daemons: dict[int, dict] = {}  # IP_VS_STATE_MASTER/BACKUP -> its settings
 
     @property
     def table(self) -> Table:
@@ -264,6 +293,18 @@ class FakeIpvs:
             except NetError as exc:
                 results.append(exc)
         return results
+
+    async def start_daemon(self, state: int, ifname: str, syncid: int, **options) -> None:
+        if state in self.sync_daemons:
+            raise NetError.wrap(OSError(_errno.EEXIST, "File exists"), f"start IPVS sync daemon {state} on {ifname}")
+        self.sync_daemons[state] = {"state": state, "ifname": ifname, "syncid": syncid, **options}
+
+    async def stop_daemon(self, state: int) -> None:
+        if self.sync_daemons.pop(state, None) is None:
+            raise NetError.wrap(OSError(_errno.ESRCH, "No such process"), f"stop IPVS sync daemon {state}")
+
+    async def daemons(self) -> list[dict]:
+        return [dict(v) for _, v in sorted(self.sync_daemons.items())]
 
     async def close(self) -> None:
         self.closed = True

@@ -104,6 +104,7 @@ class LvsSubsystem:
         self._open_port = open_port or KernelIpvs.open
         self.kernel = port is not None and not isinstance(port, FakeIpvs)
         self.release_on_stop = release_on_stop
+        self.stopping = False
         self.resync_interval = resync_interval
         self.retry_delay = retry_delay
         self.on_event = on_event
@@ -340,6 +341,7 @@ class LvsSubsystem:
         self.log.error(str(exc), errno=exc.errno, reason=why)
 
     async def _stop(self) -> None:
+        self.stopping = True  # the quorum events from here on are the stop's (omega)
         if self._port is None:
             return
         try:

@@ -25,9 +25,12 @@ IPVS_GENL_VERSION = 1
 
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
+CMD_NEW_DAEMON, CMD_DEL_DAEMON, CMD_GET_DAEMON = 9, 10, 11
 CMD_SET_CONFIG, CMD_FLUSH = 12, 17
 
-ATTR_SERVICE, ATTR_DEST = 1, 2
+ATTR_SERVICE, ATTR_DEST, ATTR_DAEMON = 1, 2, 3
+(DAEMON_STATE, DAEMON_MCAST_IFN, DAEMON_SYNC_ID, DAEMON_SYNC_MAXLEN, DAEMON_MCAST_GROUP, DAEMON_MCAST_GROUP6,
+ DAEMON_MCAST_PORT, DAEMON_MCAST_TTL) = range(1, 9)
 ATTR_TIMEOUT_TCP, ATTR_TIMEOUT_TCP_FIN, ATTR_TIMEOUT_UDP = 4, 5, 6
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
 SVC_PE_NAME = 11
@@ -124,6 +127,43 @@ def dest_attrs(dest: Destination) -> bytes:
 def timeout_attrs(tcp: int, tcpfin: int, udp: int) -> bytes:
     """SET_CONFIG's three u32 timeouts, in seconds; the kernel keeps its value for a 0."""
     return _u32(ATTR_TIMEOUT_TCP, tcp) + _u32(ATTR_TIMEOUT_TCP_FIN, tcpfin) + _u32(ATTR_TIMEOUT_UDP, udp)
+
+
+def daemon_attrs(state: int, ifname: str | None = None, syncid: int | None = None, maxlen: int | None = None,
+                 port: int | None = None, ttl: int | None = None, group: IPv4Address | IPv6Address | None = None) -> bytes:
+    """The DAEMON attribute of NEW_DAEMON (everything given) or DEL_DAEMON (the state alone): state 1 is
+    the master sync daemon, 2 the backup one (linux/ip_vs.h IP_VS_STATE_*)."""
+    out = _u32(DAEMON_STATE, state)
+    if ifname is not None:
+        out += _asciiz(DAEMON_MCAST_IFN, ifname)
+    if syncid is not None:
+        out += _u32(DAEMON_SYNC_ID, syncid)
+    if maxlen is not None:
+        out += _u16(DAEMON_SYNC_MAXLEN, maxlen)
+    if group is not None:
+        out += _attr(DAEMON_MCAST_GROUP if group.version == 4 else DAEMON_MCAST_GROUP6, group.packed)
+    if port is not None:
+        out += _be16(DAEMON_MCAST_PORT, port)
+    if ttl is not None:
+        out += _attr(DAEMON_MCAST_TTL, struct.pack("=B", ttl))
+    return nest(ATTR_DAEMON, out)
+
+
+def decode_daemon(a: dict) -> dict:
+    """A GET_DAEMON answer's DAEMON attribute: state, interface, sync id (and what the kernel adds)."""
+    out = {"state": number(a, DAEMON_STATE, "=I"), "ifname": _text(a.get(DAEMON_MCAST_IFN)),
+           "syncid": number(a, DAEMON_SYNC_ID, "=I")}
+    if DAEMON_SYNC_MAXLEN in a:
+        out["maxlen"] = number(a, DAEMON_SYNC_MAXLEN, "=H")
+    if DAEMON_MCAST_PORT in a:
+        out["port"] = number(a, DAEMON_MCAST_PORT, "!H")
+    if DAEMON_MCAST_TTL in a:
+        out["ttl"] = number(a, DAEMON_MCAST_TTL, "=B")
+    if DAEMON_MCAST_GROUP in a:
+        out["group"] = str(IPv4Address(bytes(a[DAEMON_MCAST_GROUP])))
+    if DAEMON_MCAST_GROUP6 in a:
+        out["group"] = str(IPv6Address(bytes(a[DAEMON_MCAST_GROUP6])))
+    return out
 
 
 # A destination command in two pieces: the message and generic-netlink headers, and the whole DEST

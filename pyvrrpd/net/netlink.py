@@ -179,6 +179,13 @@ class Netlink:
         except _ERRORS as exc:
             raise NetError.wrap(exc, "list addresses", ifname=ifname) from None
 
+    async def all_addresses(self) -> list[Address]:
+        """Every address on every interface (ha_suspend's initial view of the host)."""
+        try:
+            return [_address(msg) async for msg in await self._ipr.addr("dump")]
+        except _ERRORS as exc:
+            raise NetError.wrap(exc, "list addresses") from None
+
     async def add_address(self, spec: AddressSpec, dev: str | None = None) -> bool:
         """Add a VIP on `spec.dev` or else `dev`. IPv6 addresses get nodad. False if it was already there."""
         ifname = _dev(spec.dev or dev, "add address", spec)

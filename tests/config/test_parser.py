@@ -453,11 +453,11 @@ def test_not_supported_is_reported_once_per_keyword():
 
 
 def test_big_lvs_config_gives_one_not_supported_warning():
-    vs = ("virtual_server 198.51.100.1 80 {\n  lb_algo rr\n  ha_suspend\n  real_server 203.0.113.1 80 {\n"
+    vs = ("virtual_server 198.51.100.1 80 {\n  lb_algo rr\n  snmp_name web\n  real_server 203.0.113.1 80 {\n"
           "   TCP_CHECK {\n   }\n  }\n}\n")
     root, diags = run(vs * 200)
     assert [(d.message, d.notes[-1]) for d in diags] == [
-        ("`ha_suspend` in virtual_server is accepted but not supported yet", "199 more uses not reported")
+        ("`snmp_name` in virtual_server is accepted but not supported yet", "199 more uses not reported")
     ]
 
 

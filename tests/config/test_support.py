@@ -173,10 +173,6 @@ def test_instance_keywords_not_supported_yet(check, line, name):
         ("checker_process_name kad_check", "checker_process_name"),
         ("lvs_process_name kad_check", "lvs_process_name"),
         ("bfd_process_name kad_bfd", "bfd_process_name"),
-        ("lvs_notify_fifo /run/lvs.fifo", "lvs_notify_fifo"),
-        ("smtp_alert_checker", "smtp_alert_checker"),
-        ("lvs_notify_fifo_script /bin/cat", "lvs_notify_fifo_script"),
-        ("lvs_sync_daemon lan0 inst VI_1", "lvs_sync_daemon"),
     ],
 )
 def test_global_defs_keywords_not_supported_yet(check, line, name):
@@ -625,8 +621,6 @@ def test_nat_and_dr_directors_say_nothing_is_unsupported(check):
 @pytest.mark.parametrize(
     "line, name, where",
     [
-        ("ha_suspend", "ha_suspend", "virtual_server"),
-        ("smtp_alert", "smtp_alert", "virtual_server"),
         ("snmp_name web", "snmp_name", "virtual_server"),
     ],
 )
@@ -639,7 +633,6 @@ def test_virtual_server_keywords_not_supported_yet(check, line, name, where):
 @pytest.mark.parametrize(
     "line, name, where",
     [
-        ("smtp_alert", "smtp_alert", "real_server"),
         ("snmp_name rs1", "snmp_name", "real_server"),
         ("BFD_CHECK {\n            name b1\n        }", "BFD_CHECK", "real_server"),
         ("HTTP_GET {\n            url {\n                path /\n                regex_stack 10\n"

@@ -209,6 +209,22 @@ async def test_claim_adds_every_address_then_routes_then_rules_despite_errors():
 
 
 @pytest.mark.anyio
+async def test_dont_release_vrrp_keeps_the_addresses_and_sends_no_priority_zero_on_stop():
+    """-V/--dont-release-vrrp: the stop's priority-0 advert and release are skipped; other releases (a
+    master going to BACKUP or FAULT) still happen."""
+    netlink, sock, log = FakeNetlink(), FakeSocket(), Log()
+    e = effects(netlink=netlink, sock=sock, log=log)
+    e.keep_on_stop = True
+    await e.apply(SendAdvert(advert(priority=0), AdvertReason.SHUTDOWN))
+    await e.apply(ReleaseAddresses((VIP,), Transition.SHUTDOWN))
+    assert netlink.calls == [] and sock.sent == [] and e.stats.adverts_sent == 0
+    assert log.events("info") == ["(VI_1) keeping its virtual addresses, routes and rules on stop "
+                                  "(--dont-release-vrrp)"]
+    await e.apply(ReleaseAddresses((VIP,), Transition.FAULT))
+    assert [op for op, _ in netlink.calls][-1] == "delete address"
+
+
+@pytest.mark.anyio
 async def test_release_retries_once_and_reports_what_stays():
     netlink = FakeNetlink(fail={"delete address": 3})  # the first VIP fails twice, the second once
     log = Log()

@@ -299,3 +299,115 @@ async def test_without_omega_the_stop_runs_no_script(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+class _FakeAddresses:
+    """An AddressSource: the initial addresses, then the events the test sends."""
+
+    def __init__(self, initial) -> None:
+        self.initial = list(initial)
+        self.send, self._receive = anyio.create_memory_object_stream(16)
+
+    def watch(self):
+        source = self
+
+        class _Ctx:
+            async def __aenter__(self):
+                return self
+
+            async def __aexit__(self, *exc):
+                return False
+
+            initial = source.initial
+
+            async def __aiter__(self):
+                async for event in source._receive:
+                    yield event
+
+        return _Ctx()
+
+
+async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(tmp_path):
+    import ipaddress
+
+    vip = ipaddress.ip_address("198.51.100.100")
+    a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
+    port_a, port_b = a.getsockname()[1], b.getsockname()[1]
+    a.close()  # the first real server refuses connections from the start
+    config = _config(tmp_path, port_a, port_b, extra="ha_suspend")
+    fake, addresses = FakeIpvs(), _FakeAddresses([ipaddress.ip_address("198.51.100.7")])
+    lvs = Lvs(config, logs.get("test"), port=fake, addresses=addresses)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            # the VIP is not here (BACKUP director): the checkers do not run, the table keeps the initial state
+            await _until(lambda: _dests(fake) == {port_a: 2, port_b: 1}, "initial table")
+            assert lvs.checkers.suspended == {"[198.51.100.100]:tcp:80"}
+            await _until(lambda: lvs.checkers.counters["suspended_runs"] >= 4, "suspended runs skipped")
+            assert _dests(fake) == {port_a: 2, port_b: 1} and lvs.checkers.counters["checks"] == 0
+            await addresses.send.send((True, vip))  # the director becomes MASTER for the VIP
+            await _until(lambda: port_a not in _dests(fake), "the dead real server removed once checks run")
+            assert lvs.snapshot()["checkers"]["suspended"] == []
+            await addresses.send.send((False, vip))  # BACKUP again: suspended, state frozen
+            await _until(lambda: lvs.checkers.suspended, "suspended again")
+            a = _listener_on("127.0.0.1", port_a)  # it answers now, but nobody looks
+            checks = lvs.checkers.counters["checks"]
+            await _until(lambda: lvs.checkers.counters["suspended_runs"] >= 8, "more suspended runs")
+            assert port_a not in _dests(fake) and lvs.checkers.counters["checks"] <= checks + 2  # (runs under way)
+            await addresses.send.send((True, vip))
+            await _until(lambda: _dests(fake).get(port_a) == 2, "back once the checks resume")
+            tg.cancel_scope.cancel()
+    finally:
+        a.close()
+        b.close()
+
+
+class _Mails:
+    """A Mailer stand-in: records (subject, body)."""
+
+    class settings:
+        router_id = "lb1"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def alert(self, subject: str, body: str) -> None:
+        self.sent.append((subject, body))
+
+    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await anyio.sleep_forever()
+
+    def close(self) -> None:
+        pass
+
+    def snapshot(self) -> dict:
+        return {"sent": len(self.sent)}
+
+
+async def test_checker_fifo_lines_and_mails_in_keepalived_words(tmp_path):
+    a, b = _listener("127.0.0.1"), _listener("127.0.0.2")
+    port_a, port_b = a.getsockname()[1], b.getsockname()[1]
+    config = _config(tmp_path, port_a, port_b, extra="smtp_alert")
+    lines: list[str] = []
+    mails = _Mails()
+    lvs = Lvs(config, logs.get("test"), port=FakeIpvs(), fifo=lines.append, mailer=mails)
+    vs = "[198.51.100.100]:tcp:80"
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            a.close()
+            b.close()
+            await _until(lambda: len(lines) >= 3, "two real servers down and the quorum lost")
+            tg.cancel_scope.cancel()
+    finally:
+        a.close()
+        b.close()
+    assert sorted(lines[:2]) == sorted([f"RS [127.0.0.1]:tcp:{port_a} {vs} DOWN\n",
+                                        f"RS [127.0.0.2]:tcp:{port_b} {vs} DOWN\n"])
+    assert lines[2] == f"VS {vs} DOWN\n"
+    subjects = [s for s, _ in mails.sent]
+    assert f"[lb1] Realserver [127.0.0.1]:tcp:{port_a} of virtual server {vs} - DOWN" in subjects
+    assert f"[lb1] Virtualserver {vs} - DOWN" in subjects
+    body = dict(mails.sent)[f"[lb1] Virtualserver {vs} - DOWN"]
+    assert body == "=> Lost quorum 1+0=1 <= 0 <="

@@ -79,12 +79,42 @@ def test_control_socket_flag_works_and_unimplemented_keepalived_options_are_refu
     """A flag that does nothing is an error until it works: --control-socket works now (tests/observe);
     keepalived's options pyvrrpd does not implement are refused by name."""
     assert cli.build_parser().parse_args(["--control-socket", "/run/x.sock"]).control_socket == "/run/x.sock"
-    for option in ("-X", "--dont-release-vrrp", "-I", "-s", "--snmp"):
+    for option in ("-X", "-s", "--snmp"):
         argv = [option, "ns1"] if option == "-s" else [option]
         with pytest.raises(SystemExit) as exc:
             cli.build_parser().parse_args(argv)
         assert exc.value.code == 2
         assert "is not supported by pyvrrpd" in capsys.readouterr().err
+
+
+def test_dont_release_options_parse_and_reach_the_subsystems(tmp_path):
+    from pyvrrpd.daemon.root import build_subsystems
+    from pyvrrpd.observe import logs
+
+    args = cli.build_parser().parse_args(["-C", "-I", "-V", "-f", "x.conf"])
+    assert args.dont_release_ipvs and args.dont_release_vrrp
+    args = cli.build_parser().parse_args(["--dont-release-ipvs", "--dont-release-vrrp", "-f", "x.conf"])
+    assert args.dont_release_ipvs and args.dont_release_vrrp
+    path = tmp_path / "keepalived.conf"
+    path.write_text("virtual_server 198.51.100.100 80 {\n protocol TCP\n real_server 203.0.113.1 80 {\n }\n}\n")
+    config = load(str(path), host_checks=False).config
+    for argv, release in ((["-C"], True), (["-C", "-I"], False)):
+        [lvs] = build_subsystems(cli.build_parser().parse_args(argv), config, logs.get("test"))
+        assert lvs.ipvs.release_on_stop is release
+    fifo = tmp_path / "lvs.fifo"
+    path.write_text(f"global_defs {{\n lvs_notify_fifo {fifo}\n}}\n"
+                    "virtual_server 198.51.100.100 80 {\n protocol TCP\n real_server 203.0.113.1 80 {\n }\n}\n")
+    notifier, lvs = build_subsystems(cli.build_parser().parse_args(["-C"]), load(str(path), host_checks=False).config,
+                                     logs.get("test"))
+    assert notifier.name == "notify" and lvs.fifo == notifier.lvs  # -C: the checker FIFO lines still go
+    assert notifier.settings.lvs.path == str(fifo) and notifier.settings.vrrp is None and notifier.mailer is None
+    path.write_text("vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n priority 100\n"
+                    " virtual_ipaddress { 198.51.100.100 }\n}\n")
+    config = load(str(path), host_checks=False).config
+    for argv, keep in (([], False), (["-V"], True)):
+        vrrp = build_subsystems(cli.build_parser().parse_args(argv), config, logs.get("test"))[-1]
+        assert vrrp.name == "vrrp" and vrrp.release_on_stop is not keep
+        assert [inst.effects.keep_on_stop for inst in vrrp.instances] == [keep]
 
 
 def test_subsystem_flags_parse():

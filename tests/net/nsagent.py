@@ -209,6 +209,25 @@ async def cmd_monitor(args) -> None:
     emit(events=events)
 
 
+async def cmd_addresses(args) -> None:
+    """ha_suspend's address source (pyvrrpd.daemon.lvs.NetlinkAddresses): the initial addresses, then
+    a VIP added and removed (bounded)."""
+    from pyvrrpd.daemon.lvs import NetlinkAddresses
+
+    events = []
+    async with NetlinkAddresses().watch() as watch, Netlink() as nl:
+        initial = sorted(str(a) for a in watch.initial)
+        spec = parse_address(["198.51.100.78/32"])
+        await nl.add_address(spec, "lan0")
+        await nl.del_address(spec, "lan0")
+        with anyio.move_on_after(args.timeout):
+            async for added, address in watch:
+                events.append([added, str(address)])
+                if not added and str(address) == "198.51.100.78":
+                    break
+    emit(initial=initial, events=events)
+
+
 async def cmd_errors(args) -> None:
     """Provoke kernel refusals; each must come back as a NetError with context, never a raw OSError."""
     results = {}
@@ -271,8 +290,9 @@ def main() -> None:
     p.add_argument("ifname")
     for name in ("vips", "routes", "vmac", "errors"):
         sub.add_parser(name)
-    p = sub.add_parser("monitor")
-    p.add_argument("--timeout", type=float, default=5)
+    for name in ("monitor", "addresses"):
+        p = sub.add_parser(name)
+        p.add_argument("--timeout", type=float, default=5)
     args = parser.parse_args()
     if args.cmd == "send" and not args.ttl:
         args.ttl = [255]

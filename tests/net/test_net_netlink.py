@@ -67,6 +67,12 @@ def test_vmac_macvlan_created_configured_and_removed(agent):
     assert "vrrp" not in r["links"]
 
 
+def test_ha_suspend_address_source_sees_the_addresses_and_their_changes(agent):
+    [r] = agent.run("d1", "addresses")
+    assert "198.51.100.11" in r["initial"] and "127.0.0.1" in r["initial"] and "198.51.100.78" not in r["initial"]
+    assert [e for e in r["events"] if e[1] == "198.51.100.78"] == [[True, "198.51.100.78"], [False, "198.51.100.78"]]
+
+
 def test_monitor_reports_link_and_address_changes(agent):
     [r] = agent.run("d1", "monitor")
     events = [(e["type"], e["kind"], e.get("name") or e.get("ifname"), e.get("address") or e.get("old_name"))

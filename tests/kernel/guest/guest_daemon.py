@@ -217,11 +217,11 @@ class Daemon:
     """``pyvrrpd -C -n -f CONFIG`` (the LVS subsystem only) as a process of its own, its log (JSON lines)
     in a file."""
 
-    def __init__(self, conf: Path, tmp: Path, name: str, lab: Lab) -> None:
+    def __init__(self, conf: Path, tmp: Path, name: str, lab: Lab, extra: tuple[str, ...] = ()) -> None:
         self.log_path = tmp / f"{name}.log"
         self.log_path.write_text("")
         self.started = time.monotonic()
-        argv = ["-C", "-n", "-f", str(conf), "--control-socket", "none", "--log-format", "json",
+        argv = ["-C", *extra, "-n", "-f", str(conf), "--control-socket", "none", "--log-format", "json",
                 "-p", str(tmp / f"{name}.pid")]
         self.proc = Forked(argv, self.log_path, [server.sock for server in lab.servers.values()])
 
@@ -490,3 +490,24 @@ def test_sigterm_runs_omega_scripts_and_releases_the_table(world):
     assert w.lines("quorum")[-1:] == ["down"], w.lines("quorum")  # omega: quorum_down of a VS with its quorum
     assert sorted(w.lines("notify")[len(notified_before):]) == ["C", "D"]  # omega: notify_down of alive ones
     w.daemon = None
+
+
+def test_dont_release_ipvs_keeps_the_table_on_sigterm(world):
+    """-I/--dont-release-ipvs: SIGTERM leaves the table as it was (keepalived's -I)."""
+    w = world
+    w.daemon = Daemon(w.conf, w.tmp, "keep", w.lab, extra=("-I",))
+    w.daemon.wait_started()
+    w.until(lambda table: any(line.startswith("-a ") for line in table), "the table programmed", 10)
+    before, deadline = saved(), time.monotonic() + 40
+    while time.monotonic() < deadline:  # settled: alpha real servers come in after their first check
+        time.sleep(2.5)
+        now = saved()
+        if now == before:
+            break
+        before = now
+    code = w.daemon.stop(signal.SIGTERM)
+    assert code == 0, w.daemon_log()[-3000:]
+    assert "Leaving the IPVS table in place on stop" in w.daemon_log()
+    assert saved() == before and before, "the table changed on stop"
+    w.daemon = None
+    flush()
