@@ -124,7 +124,7 @@ def _control(f: _Families, control: Mapping) -> None:
               {"route": route}, n)
     for code, n in sorted((counters.pop("bad_requests", None) or {}).items()):
         f.add("pyvrrpd_control_bad_requests_total", "counter",
-              "Control endpoint requests refused, by the status answered (400, 405, 413, 431)", {"code": code}, n)
+              "Control endpoint requests refused, by the status answered (400, 404, 405, 413, 431)", {"code": code}, n)
     for kind, n in sorted((counters.pop("timeouts", None) or {}).items()):
         f.add("pyvrrpd_control_timeouts_total", "counter", "Control endpoint connections dropped as too slow: "
               "request (not whole in time), answer (not read in time)", {"kind": kind}, n)
