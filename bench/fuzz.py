@@ -15,7 +15,8 @@ Usage::
     .venv/bin/python bench/fuzz.py --target control --runs 1000000 [--seed 1] [--artifacts DIR] [--corpus DIR]
     .venv/bin/python bench/fuzz.py --target control --replay crash-1234abcd   # re-run one saved input
 
-It exits 0 when every input passed, non-zero on an unexpected exception: libFuzzer prints the traceback and
+It exits 0 when every input passed (also when stopped early by ``--max-seconds`` or SIGINT to the fuzzing
+child), non-zero on an unexpected exception: libFuzzer prints the traceback and
 saves the input as ``<artifacts>/crash-<sha1>`` (``--artifacts``, default the current directory), which
 ``--replay`` runs again in plain Python. The last line printed is ``fuzz: target=... inputs=N seconds=S``.
 """
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="what to fuzz (selftest: a planted crash, to check the command itself)")
     p.add_argument("--runs", type=int, default=100_000, help="inputs to try (default 100000)")
     p.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed (default 1)")
+    p.add_argument("--max-seconds", type=int, default=0, help="stop after this long, however many inputs (0: no limit)")
     p.add_argument("--max-len", type=int, default=4096, help="longest input (default 4096 bytes)")
     p.add_argument("--artifacts", default=".", help="where a crashing input is saved (default: here)")
     p.add_argument("--corpus", help="a directory to keep the corpus in (default: a temporary one)")
@@ -207,12 +209,16 @@ def main(argv: list[str] | None = None) -> int:
                                stderr=subprocess.PIPE, text=True, errors="replace")
         sys.stderr.write(child.stderr)
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        interrupted = child.returncode == 130  # SIGINT (atheris: "KeyboardInterrupt: stopping."): not a crash
         units = re.search(r"stat::number_of_executed_units:\s*(\d+)", child.stderr)
-        print(f"fuzz: target={args.target} inputs={units.group(1) if units else '?'} "
+        progress = re.findall(r"^#(\d+)\s", child.stderr, re.M)  # libFuzzer's last progress line, if no stats
+        inputs = units.group(1) if units else f">={progress[-1]}" if progress else "?"
+        print(f"fuzz: target={args.target} inputs={inputs} "
               f"seconds={time.monotonic() - started:.1f} cpu={usage.ru_utime + usage.ru_stime:.1f} seed={args.seed} "
-              f"exit={child.returncode}" + (" (crash: the input is saved above, replay it with --replay)"
+              f"exit={child.returncode}" + (" (interrupted)" if interrupted else
+                                            " (crash: the input is saved above, replay it with --replay)"
                                             if child.returncode else ""), flush=True)
-        return 1 if child.returncode else 0
+        return 1 if child.returncode and not interrupted else 0
     return _fuzz(args)
 
 
@@ -228,7 +234,8 @@ def _fuzz(args: argparse.Namespace) -> int:
     artifacts = os.path.join(os.path.abspath(args.artifacts), "")
     os.makedirs(artifacts, exist_ok=True)
     atheris.Setup([sys.argv[0], f"-runs={args.runs}", f"-seed={args.seed}", f"-max_len={args.max_len}",
-                   f"-artifact_prefix={artifacts}", "-print_final_stats=1", corpus], one)
+                   f"-artifact_prefix={artifacts}", f"-max_total_time={args.max_seconds}", "-print_final_stats=1",
+                   corpus], one)
     atheris.Fuzz()  # exits the process: 0 after --runs inputs, non-zero on a crash (the input saved)
     return 0
 
