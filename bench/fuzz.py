@@ -69,6 +69,7 @@ def _packet():
 
 
 def _config():
+    from pyvrrpd.config import build, lexer, parser  # noqa: F401 - imported here, so atheris instruments them
     from pyvrrpd.config.load import load
 
     where = tempfile.mkdtemp(prefix="pyvrrpd-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
