@@ -103,12 +103,7 @@ class Response:
         for line in rest.split(b"\r\n"):
             name, colon, value = line.partition(b":")
             if colon and name.strip().lower() == b"content-length":
-                try:
-                    n = int(value.strip())
-                except ValueError:
-                    continue
-                if n >= 0:
-                    self.content_length = n
+                self.content_length = content_length(value)
 
     def _body(self, data: bytes) -> bool:
         limit = self.body_limit
@@ -140,6 +135,15 @@ class Response:
 def _shown(data: bytes, limit: int = 60) -> str:
     text = data[:limit].decode("latin-1").encode("unicode_escape").decode("ascii")
     return repr(text + ("..." if len(data) > limit else ""))
+
+
+def content_length(value: bytes) -> int:
+    """A Content-Length header's value: ASCII digits only, between optional spaces or tabs (``int()`` would
+    also take ``+5``, ``5_0`` and non-ASCII digits); ProbeError ``bad-response`` otherwise."""
+    digits = value.strip(b" \t")
+    if not (digits.isdigit() and len(digits) <= 18):  # bytes.isdigit: ASCII 0-9 only
+        raise ProbeError("bad-response", f"Content-Length is not a number: {_shown(value.strip())}")
+    return int(digits)
 
 
 def status_accepted(status: int, ranges: tuple[tuple[int, int], ...]) -> bool:

@@ -17,6 +17,18 @@ HELO = "smtpchecker.keepalived.org"
 LINE_MAX = 512
 
 
+def reply_line(line: bytes) -> tuple[int | None, bool]:
+    """One reply line -> (its code, whether the reply goes on): ``250-...`` goes on, ``250 ...`` or ``250``
+    ends it; a line without three ASCII digits then a space, a dash or its end has no code."""
+    code, after = line[:3], line[3:4]
+    if len(code) == 3 and code.isdigit():  # bytes.isdigit: ASCII 0-9 only
+        if after == b"-":
+            return int(code), True
+        if after in (b" ", b""):
+            return int(code), False
+    return None, False
+
+
 class _Lines:
     def __init__(self, stream, target: Target) -> None:
         self.stream, self.target, self.buf = stream, target, bytearray()
@@ -40,12 +52,9 @@ class _Lines:
         """The code of a (possibly multi-line) reply."""
         for _ in range(100):
             line = await self.line()
-            code = line[:3]
-            if len(code) == 3 and code.isdigit() and line[3:4] == b"-":
-                continue
-            if len(code) == 3 and code.isdigit() and line[3:4] in (b" ", b""):
-                return int(code), line
-            return None, line
+            code, more = reply_line(line)
+            if not more:
+                return code, line
         raise ProbeError("bad-response", f"a reply of over 100 lines from {self.target}")
 
 

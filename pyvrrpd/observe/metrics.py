@@ -112,7 +112,26 @@ def render(snapshot: Mapping) -> str:
     _vrrp(f, snapshot.get("vrrp") or {})
     _lvs(f, snapshot.get("lvs") or {})
     _tracking(f, snapshot)
+    _control(f, snapshot.get("control") or {})
     return f.render()
+
+
+def _control(f: _Families, control: Mapping) -> None:
+    """The status endpoint's own counters: answers by route, refused requests by status, timeouts by kind."""
+    counters = dict(control.get("counters") or {})
+    for route, n in sorted((counters.pop("requests", None) or {}).items()):
+        f.add("pyvrrpd_control_requests_total", "counter", "Control endpoint requests by route (rejected: a 4xx or 500)",
+              {"route": route}, n)
+    for code, n in sorted((counters.pop("bad_requests", None) or {}).items()):
+        f.add("pyvrrpd_control_bad_requests_total", "counter",
+              "Control endpoint requests refused, by the status answered (400, 404, 405, 413, 431)", {"code": code}, n)
+    for kind, n in sorted((counters.pop("timeouts", None) or {}).items()):
+        f.add("pyvrrpd_control_timeouts_total", "counter", "Control endpoint connections dropped as too slow: "
+              "request (not whole in time), answer (not read in time)", {"kind": kind}, n)
+    f.counters("pyvrrpd_control", counters, {}, "Control endpoint")
+    if "open_connections" in control:
+        f.add("pyvrrpd_control_open_connections", "gauge", "Control endpoint connections open now", {},
+              control["open_connections"])
 
 
 def _process(f: _Families, p: Mapping) -> None:

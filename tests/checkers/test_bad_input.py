@@ -46,6 +46,7 @@ async def test_bad_real_servers_fail_alone(tmp_path):
             tcp_server(hang) as ports["hang"], \
             tcp_server(garbage) as ports["garbage"], \
             tcp_server(reset) as ports["reset"], \
+            tcp_server(http_handler(b"HTTP/1.0 200 OK\r\nContent-Length: +5\r\n\r\nhello")) as ports["length"], \
             udp_server(lambda q: q[:2] + b"\x81\x80\x00\x01\x00\x03\x00\x00\x00\x00\x07ex") as ports["dns"]:
         servers = "".join([
             rs(ports["good"], HTTP.format(extra="")),
@@ -53,6 +54,7 @@ async def test_bad_real_servers_fail_alone(tmp_path):
             rs(ports["hang"], HTTP.format(extra="")),
             rs(ports["garbage"], HTTP.format(extra="")),
             rs(ports["reset"], HTTP.format(extra="")),
+            rs(ports["length"], HTTP.format(extra="")),
             rs(ports["dns"], "DNS_CHECK { connect_timeout 1\n retry 0 }"),
             rs(1001, 'MISC_CHECK { misc_path "/bin/sh -c \'sleep 300\'"\n misc_timeout 1 }'),
             rs(1002, "MISC_CHECK { misc_path /usr/bin/yes\n misc_timeout 5 }"),
@@ -87,6 +89,7 @@ virtual_server 203.0.113.10 80 {{
     assert all(k != good for k, _, _ in sink.calls[8:])  # never reported down
     expected = {ports["big"]: "too-large", ports["hang"]: "timeout", ports["garbage"]: "bad-response",
                 ports["reset"]: ("reset", "bad-response"), ports["dns"]: "malformed-reply",
+                ports["length"]: "bad-response",  # Content-Length must be ASCII digits
                 1001: "timeout", 1002: "output-flood"}
     by_port = {int(p["name"].rsplit(":", 1)[1]) if p["kind"] != "MISC_CHECK" else
                (1001 if "sh" in p["name"] else 1002): p for p in snap["probes"]}
@@ -98,3 +101,4 @@ virtual_server 203.0.113.10 80 {{
     good_probe = by_port[ports["good"]]
     assert good_probe["attempts"] >= 4 and good_probe["failures"] == {}  # on schedule (1 s) despite the rest
     assert snap["counters"].get("stuck", 0) == 0
+    assert "failed:internal-error" not in snap["counters"]  # a bug would show as one, never a traceback
