@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pyvrrpd.observe import status
+from tests.net.chaos import StallProbe
 from tests.net.lab import AdvertWatch, master_down_interval, wait_for
 from tests.net.test_daemon_pair import Daemon
 
@@ -75,6 +76,8 @@ def test_control_socket_abuse_leaves_vrrp_alone(lab):
     wait_for(lambda: status.fetch(control, "/healthz") == "ok\n", timeout=10, what="/healthz ok")
 
     pid = int(d1.pid_file.read_text())
+    # the machine's own stalls (a shared CI box): a gap the probe saw the machine lose is not the daemon's
+    probe = StallProbe(limit=300)
     quiet_start, cpu0 = time.time(), cpu_seconds(pid)
     time.sleep(QUIET)
     quiet_end = abuse_start = time.time()
@@ -85,11 +88,13 @@ def test_control_socket_abuse_leaves_vrrp_alone(lab):
                   timeout=120)
     abuse_end, cpu2 = time.time(), cpu_seconds(pid)
     time.sleep(1.0)  # the adverts of the last moments reach the capture
+    probe.stop()
     tallies = {t["kind"]: t for t in map(json.loads, out.stdout.splitlines())}
     adverts = watch.adverts()
     figures = {"quiet": jitter(adverts, quiet_start, quiet_end), "abuse": jitter(adverts, abuse_start, abuse_end),
                "daemon_cpu_seconds": {"quiet": round(cpu1 - cpu0, 2), "abuse": round(cpu2 - cpu1, 2)},
                "load": open("/proc/loadavg").read().split()[:3],
+               "machine_stalls": {"count": len(probe.stalls), "total_s": round(sum(b - a for a, b in probe.stalls), 3)},
                "abuse_seconds": round(abuse_end - abuse_start, 1), "abusers": tallies,
                "control": json.loads(status.fetch(control))["control"]["counters"]}
     (lab.workdir / "control-abuse.json").write_text(json.dumps(figures, indent=1))
@@ -97,11 +102,13 @@ def test_control_socket_abuse_leaves_vrrp_alone(lab):
     print(f"control abuse: {json.dumps(tallies)}\ncontrol counters: {json.dumps(figures['control'])}",
           file=sys.stderr)
 
-    # VRRP: no gap over Master_Down_Interval for any VRID, from before the abuse to after it
+    # VRRP: no gap over Master_Down_Interval for any VRID, from before the abuse to after it, unless the
+    # stall probe (a thread of this process, not niced) lost the excess too: then the machine stalled, not the daemon
     limit = master_down_interval(3, INTERVAL, PRIORITY)
     for vrid in VRIDS:
         times = [a.t for a in adverts if a.vrid == vrid and a.node == "d1" and quiet_start <= a.t <= abuse_end + 0.5]
-        long = [(round(a - abuse_start, 3), round(b - a, 3)) for a, b in zip(times, times[1:]) if b - a >= limit]
+        long = [(round(a - abuse_start, 3), round(b - a, 3)) for a, b in zip(times, times[1:])
+                if b - a >= limit and probe.within(a, b) < b - a - limit]
         assert times and not long, f"VRID {vrid}: advert gaps over {limit:.3f} s (at s from the abuse's start, " \
                                    f"length): {long}; load {open('/proc/loadavg').read().split()[:3]}; daemon CPU " \
                                    f"{cpu1 - cpu0:.2f} s in {quiet_end - quiet_start:.1f} s quiet, {cpu2 - cpu1:.2f} s " \
