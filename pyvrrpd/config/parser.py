@@ -71,6 +71,7 @@ class Node:
     ``texts`` are the statement's words as strings; ``words`` (with spans), ``span``
     and ``end`` are built on first use, because for most statements only the texts are
     ever read (spans are needed for diagnostics and for the model's ``span`` fields).
+    (_Parser.run() makes the common ones inline: a slot added here is set there too.)
     """
 
     __slots__ = ("keyword", "texts", "children", "items", "kwdef", "_line", "_end", "_words")
