@@ -111,6 +111,8 @@ def test_fifty_sighups_with_an_unchanged_config_change_nothing(lab, watch):
     text = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", text, "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     d2.wait_log("Entering BACKUP STATE (init)")
     time.sleep(5 * INTERVAL)  # past the takeover's adverts and GARPs
@@ -129,6 +131,7 @@ def test_fifty_sighups_with_an_unchanged_config_change_nothing(lab, watch):
 def test_a_broken_config_keeps_the_running_one(lab, watch):
     text = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", text, "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
     mark, start = d1.mark(), time.time()
     reload(d1, text.replace("virtual_router_id 51", "virtual_router_id 300"),
@@ -152,6 +155,8 @@ def test_a_changed_priority_takes_effect(lab, watch):
     d1_conf = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", d1_conf, "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     # Below the backup: d1 keeps advertising as master at 50, d2 preempts.
     marks = (d1.mark(), d2.mark())
@@ -176,6 +181,8 @@ def test_a_removed_instance_says_goodbye_and_the_other_keeps_its_vip(lab, watch)
     vi1, vi2 = instance("VI_1", 51, VIP1, 150), instance("VI_2", 52, VIP2, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100), instance("VI_2", 52, VIP2, 100)), "a")
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     wait_master(lab, "d1", VIP2, MARGIN, d1, d2)
     monitor_log = lab.workdir / "ip-monitor-d1.log"
@@ -205,6 +212,7 @@ def test_a_removed_instance_says_goodbye_and_the_other_keeps_its_vip(lab, watch)
 def test_an_added_instance_starts(lab, watch):
     vi1 = instance("VI_1", 51, VIP1, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1), "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
     mark, start = d1.mark(), time.time()
     reload(d1, conf("d1", vi1, instance("VI_2", 52, VIP2, 150)))
@@ -222,6 +230,7 @@ def test_use_vmac_a_removed_instance_deletes_its_macvlan_and_a_change_restarts(l
     vi1 = instance("VI_1", 51, VIP1, 150, extra="use_vmac")
     vi2 = instance("VI_2", 52, VIP2, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1, dev="vrrp.51")
     wait_master(lab, "d1", VIP2, MARGIN, d1, dev="lan0")
     mark, start = d1.mark(), time.time()
