@@ -17,6 +17,7 @@ from pyvrrpd.core.actions import (
     State,
     StateChanged,
 )
+from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.daemon.instance import (
     Inbox,
@@ -263,3 +264,46 @@ async def test_gratuitous_bursts_due_with_an_advert_go_to_the_driver_in_the_rout
     for t in refresh:
         i = next(i for i, (u, _, a) in enumerate(log) if u == t and isinstance(a, SendGratuitous))
         assert isinstance(log[i + 1][2], SendAdvert) and log[i + 1][0] == t
+
+
+@pytest.mark.anyio
+async def test_after_a_stall_the_ticker_sends_one_advert_not_a_burst_and_lets_the_readers_in_first(anyio_backend):
+    clock = anyio_backend[1]["clock"]
+    log, inbox, d1, wire = alone()
+    d1 = VirtualRouter(replace(d1.config, garp_master_delay_us=0))
+    rival = Advertisement(2, ADVERTISEMENT, 51, 200, 1, 0, 1, 0, (VIP,), bytes(8))
+    async with anyio.create_task_group() as tg:
+        await tg.start(run_instance, d1, inbox, wire)
+        await anyio.sleep(5.5)
+        assert d1.state is State.MASTER
+        before = len(periodic(log))
+
+        async def reader():  # what the kernel queued during the stall, handed over in the next loop round
+            await anyio.sleep(0)
+            inbox.send_nowait(Packet(rival, ipaddress.ip_address("198.51.100.12")))
+
+        clock.jump(3.3)  # the process stops (SIGSTOP, starvation) through three adverts' deadlines
+        tg.start_soon(reader)
+        await anyio.sleep(0.001)
+        tg.cancel_scope.cancel()
+    # the rival's advert, queued during the stall, went first: no overdue advert as master
+    assert len(periodic(log)) == before and d1.state is State.INITIALIZE
+    assert any(isinstance(a, StateChanged) and a.new is State.BACKUP for _, _, a in log)
+
+
+@pytest.mark.anyio
+async def test_after_a_stall_alone_the_master_sends_once_and_keeps_its_interval(anyio_backend):
+    clock = anyio_backend[1]["clock"]
+    log, inbox, d1, wire = alone()
+    d1 = VirtualRouter(replace(d1.config, garp_master_delay_us=0))
+    async with anyio.create_task_group() as tg:
+        await tg.start(run_instance, d1, inbox, wire)
+        await anyio.sleep(5.5)
+        t_stall = anyio.current_time()
+        clock.jump(3.3)
+        await anyio.sleep(5)
+        tg.cancel_scope.cancel()
+    after = [t for t in periodic(log) if t > t_stall]
+    assert after[0] == pytest.approx(t_stall + 3.3, abs=1e-6)  # one advert at once, not three
+    assert all(b - a == pytest.approx(1.0, abs=1e-6) for a, b in zip(after[1:], after[2:]))
+    assert after[1] - after[0] == pytest.approx(1.0 - 0.02, abs=1e-6)  # caught up to 20 ms behind the clock
