@@ -3,10 +3,10 @@
     .venv/bin/python bench/ipvs_encode.py [--services 1000] [--reals 10] [--repeat 7]   # no root, no VM
 
 The user-space part of bench/ipvs_apply.py without a kernel: each phase of the first pass timed on its own
-(CPU time, best of --repeat), then the whole first pass of ``LvsSubsystem`` against a port that encodes every
-request exactly as ``KernelIpvs`` does and decodes kernel-shaped acknowledgements (no socket). The VM's
-emulation multiplies these times by ~20-30; the kernel's own work is not here. Figures only: the target is
-bench/ipvs_apply.py's (at most keepalived's time).
+(CPU time, best of --repeat), then the whole first pass of ``LvsSubsystem`` through ``KernelIpvs`` itself with
+its socket replaced (every request encoded and sent as to the kernel, each datagram answered as the kernel
+answers a batch that succeeded). The VM's emulation multiplies these times by ~40; the kernel's own work is
+not here. Figures only: the target is bench/ipvs_apply.py's (at most keepalived's time).
 """
 
 from __future__ import annotations
