@@ -80,10 +80,11 @@ class NetlinkAddresses:
 
 
 def rs_fifo_label(vs: model.VirtualServer, key: RealServerKey) -> str:
-    """keepalived's FMT_RS for the FIFO and mails: ``[203.0.113.11]:tcp:80`` (the service's protocol)."""
-    if vs.protocol and vs.fwmark is None:
-        return f"[{key.address}]:{vs.protocol.lower()}:{key.port or 0}"
-    return rs_label(key.address, key.port)
+    """keepalived's FMT_RS (``inet_sockaddrtotrio``) for the FIFO, the mails and the Adding/Removing
+    service log line: ``[203.0.113.11]:tcp:80``, the service's protocol; a service without one (a fwmark
+    service, whose protocol is ignored, or a group of fwmarks) is ``none``: ``[203.0.113.11]:none:80``."""
+    proto = (vs.protocol or "none").lower() if vs.fwmark is None else "none"
+    return f"[{key.address}]:{proto}:{key.port or 0}"
 
 
 def rs_line(vs: model.VirtualServer, key: RealServerKey, up: bool) -> str:
@@ -179,8 +180,9 @@ class Lvs:
                     self.mailer.alert(subject, "=> Shutting down <=")
                 else:
                     self.mailer.alert(*rs_alert(router_id, vs, event.key, event.up, event.reason))
-        self.log.info(f"{'Adding' if event.up else 'Removing'} service {rs_label(event.key.address, event.key.port)} "
-                      f"{'to' if event.up else 'from'} VS {event.key.vs}", reason=event.reason, health=verb)
+        name = rs_fifo_label(vs, event.key) if vs is not None else rs_label(event.key.address, event.key.port)
+        self.log.info(f"{'Adding' if event.up else 'Removing'} service {name} {'to' if event.up else 'from'} "
+                      f"VS {event.key.vs}", reason=event.reason, health=verb)
         if event.script is not None:
             self._start_script(event.script, f"notify_{verb} script for {event.key}")
 

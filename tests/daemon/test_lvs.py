@@ -411,3 +411,52 @@ async def test_checker_fifo_lines_and_mails_in_keepalived_words(tmp_path):
     assert f"[lb1] Virtualserver {vs} - DOWN" in subjects
     body = dict(mails.sent)[f"[lb1] Virtualserver {vs} - DOWN"]
     assert body == "=> Lost quorum 1+0=1 <= 0 <="
+
+
+def test_real_servers_are_named_as_keepalived_fmt_rs_whatever_the_service(tmp_path):
+    """keepalived's FMT_RS is always [IP]:PROTO:PORT with the service's protocol: ``none`` for a fwmark
+    service (its protocol is ignored) or a group of fwmarks, never the [IP]:PORT pair."""
+    from pyvrrpd.checkers import real_server_keys
+    from pyvrrpd.daemon.lvs import rs_alert, rs_fifo_label, rs_line
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(textwrap.dedent("""
+        virtual_server_group MARKS {
+            fwmark 8
+        }
+        virtual_server fwmark 7 {
+            lb_algo rr
+            lb_kind NAT
+            protocol TCP
+            real_server 203.0.113.11 80 {
+            }
+        }
+        virtual_server group MARKS {
+            lb_algo rr
+            lb_kind DR
+            real_server 203.0.113.12 443 {
+            }
+        }
+        virtual_server 198.51.100.100 53 {
+            lb_algo rr
+            lb_kind NAT
+            protocol UDP
+            real_server 203.0.113.13 5353 {
+            }
+        }
+        virtual_server 2001:db8::100 80 {
+            lb_algo rr
+            lb_kind NAT
+            protocol TCP
+            real_server 2001:db8::11 8080 {
+            }
+        }
+    """))
+    config = load(str(path), host_checks=False).config
+    names = [(rs_fifo_label(vs, key), key.vs) for vs, _, key in real_server_keys(config)]
+    assert names == [("[203.0.113.11]:none:80", "FWM 7"), ("[203.0.113.12]:none:443", "[MARKS]:0"),
+                     ("[203.0.113.13]:udp:5353", "[198.51.100.100]:udp:53"),
+                     ("[2001:db8::11]:tcp:8080", "[2001:db8::100]:tcp:80")]
+    vs, _, key = next(real_server_keys(config))
+    assert rs_line(vs, key, True) == "RS [203.0.113.11]:none:80 FWM 7 UP\n"
+    assert rs_alert("lb1", vs, key, False, "x")[0] == "[lb1] Realserver [203.0.113.11]:none:80 of virtual server FWM 7 - DOWN"
