@@ -26,7 +26,7 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_label
+from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_fmt, rs_label
 from pyvrrpd.checkers.scheduler import Checkers
 from pyvrrpd.config import model
 from pyvrrpd.config.model import Script
@@ -80,11 +80,9 @@ class NetlinkAddresses:
 
 
 def rs_fifo_label(vs: model.VirtualServer, key: RealServerKey) -> str:
-    """keepalived's FMT_RS (``inet_sockaddrtotrio``) for the FIFO, the mails and the Adding/Removing
-    service log line: ``[203.0.113.11]:tcp:80``, the service's protocol; a service without one (a fwmark
-    service, whose protocol is ignored, or a group of fwmarks) is ``none``: ``[203.0.113.11]:none:80``."""
-    proto = (vs.protocol or "none").lower() if vs.fwmark is None else "none"
-    return f"[{key.address}]:{proto}:{key.port or 0}"
+    """keepalived's FMT_RS for the FIFO, the mails and the log: ``[203.0.113.11]:tcp:80``,
+    ``[203.0.113.11]:none:80`` for a fwmark service (see ``checkers.rs_fmt``)."""
+    return rs_fmt(vs, key.address, key.port)
 
 
 def rs_line(vs: model.VirtualServer, key: RealServerKey, up: bool) -> str:

@@ -13,6 +13,7 @@ from pyvrrpd.config.load import load
 from pyvrrpd.daemon.lvs import Lvs, key_map
 from pyvrrpd.lvs.ipvs import FakeIpvs
 from pyvrrpd.observe import logs, metrics, status
+from tests.daemon.fakes import Log
 
 pytestmark = pytest.mark.anyio
 
@@ -336,7 +337,8 @@ async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(t
     a.close()  # the first real server refuses connections from the start
     config = _config(tmp_path, port_a, port_b, extra="ha_suspend")
     fake, addresses = FakeIpvs(), _FakeAddresses([ipaddress.ip_address("198.51.100.7")])
-    lvs = Lvs(config, logs.get("test"), port=fake, addresses=addresses)
+    log = Log()
+    lvs = Lvs(config, log, port=fake, addresses=addresses)
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(lvs.run)
@@ -360,6 +362,13 @@ async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(t
     finally:
         a.close()
         b.close()
+    vs = "[198.51.100.100]:tcp:80"  # real servers as keepalived's FMT_RS, [IP]:PROTO:PORT
+    events = log.events("info")
+    assert f"Deactivating healthchecker for service [127.0.0.1]:tcp:{port_a} for VS {vs} (ha_suspend: its " \
+           "address is not on this host)" in events
+    assert f"Activating healthchecker for service [127.0.0.2]:tcp:{port_b} for VS {vs}" in events
+    assert f"Removing service [127.0.0.1]:tcp:{port_a} from VS {vs}" in events
+    assert f"Adding service [127.0.0.1]:tcp:{port_a} to VS {vs}" in events
 
 
 class _Mails:
@@ -459,4 +468,5 @@ def test_real_servers_are_named_as_keepalived_fmt_rs_whatever_the_service(tmp_pa
                      ("[2001:db8::11]:tcp:8080", "[2001:db8::100]:tcp:80")]
     vs, _, key = next(real_server_keys(config))
     assert rs_line(vs, key, True) == "RS [203.0.113.11]:none:80 FWM 7 UP\n"
-    assert rs_alert("lb1", vs, key, False, "x")[0] == "[lb1] Realserver [203.0.113.11]:none:80 of virtual server FWM 7 - DOWN"
+    subject = rs_alert("lb1", vs, key, False, "x")[0]
+    assert subject == "[lb1] Realserver [203.0.113.11]:none:80 of virtual server FWM 7 - DOWN"

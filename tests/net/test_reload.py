@@ -34,7 +34,7 @@ pytestmark = pytest.mark.net
 RECORDER = Path(__file__).with_name("adverts.py")
 INTERVAL = V3.interval
 MEDIAN_SLACK = 0.01  # s; a second timer halves the median gap: the median stays above INTERVAL - this
-RESTART_SLACK = INTERVAL / 4  # half of INTERVAL / 2: what a timer restarted at each reload adds to the wait for an advert
+RESTART_SLACK = INTERVAL / 4  # half of what a timer restarted at each reload adds to the wait for an advert
 BURST = 0.03  # three adverts of one VRID within this long were queued by the machine, not sent so
 VIP1, VIP2 = "198.51.100.100", "198.51.100.101"
 
