@@ -133,6 +133,7 @@ def inside(args: argparse.Namespace) -> dict:
 
     from pyvrrpd.checkers.scheduler import Checkers, lateness_summary
     from pyvrrpd.config.load import load
+    from pyvrrpd.daemon.memory import release_free_memory
     from pyvrrpd.observe import logs
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -161,7 +162,8 @@ def inside(args: argparse.Namespace) -> dict:
             async with anyio.create_task_group() as tg:
                 await tg.start(checkers.run)
                 gc.collect()  # as the daemon root does once its subsystems run: the long-lived
-                gc.freeze()  # config and plan stay out of the cyclic collector's sight
+                gc.freeze()  # config and plan stay out of the cyclic collector's sight,
+                release_free_memory()  # and the C heap's free pages go back to the system
                 rss_started = rss_mib()
                 await anyio.sleep(DELAY_LOOP + 2)  # every probe has run once
                 checkers.lateness.clear()

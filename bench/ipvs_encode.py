@@ -3,10 +3,10 @@
     .venv/bin/python bench/ipvs_encode.py [--services 1000] [--reals 10] [--repeat 7]   # no root, no VM
 
 The user-space part of bench/ipvs_apply.py without a kernel: each phase of the first pass timed on its own
-(CPU time, best of --repeat), then the whole first pass of ``LvsSubsystem`` against a port that encodes every
-request exactly as ``KernelIpvs`` does and decodes kernel-shaped acknowledgements (no socket). The VM's
-emulation multiplies these times by ~20-30; the kernel's own work is not here. Figures only: the target is
-bench/ipvs_apply.py's (at most keepalived's time).
+(CPU time, best of --repeat), then the whole first pass of ``LvsSubsystem`` through ``KernelIpvs`` itself with
+its socket replaced (every request encoded and sent as to the kernel, each datagram answered as the kernel
+answers a batch that succeeded). The VM's emulation multiplies these times by ~40; the kernel's own work is
+not here. Figures only: the target is bench/ipvs_apply.py's (at most keepalived's time).
 """
 
 from __future__ import annotations
@@ -22,36 +22,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ipvs_apply import config_text  # noqa: E402
+from pyvrrpd.lvs import wire as w  # noqa: E402
+from pyvrrpd.lvs.ipvs import KernelIpvs  # noqa: E402
+from pyvrrpd.lvs.table import Table  # noqa: E402
 
 
-class EncodingPort:
-    """An IpvsPort that encodes each request as KernelIpvs does and parses one ack per request."""
+class _Seq:
+    """KernelIpvs's sequence counter, remembering the last number it gave."""
 
     def __init__(self) -> None:
-        self.family, self.seq, self.sent = 30, 1, 0
+        self.last = 0
 
-    async def dump(self):
-        from pyvrrpd.lvs.table import Table
+    def __next__(self) -> int:
+        self.last += 1
+        return self.last
 
+
+class EncodingPort(KernelIpvs):
+    """``KernelIpvs`` itself, its socket replaced: every request is encoded and sent as to the kernel, and
+    each datagram is answered as the kernel answers a batch that succeeded (one acknowledgement, of its
+    last message, the only one that asks for it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sock=None, family=30)  # type: ignore[arg-type]
+        self._seq = _Seq()  # type: ignore[assignment]
+        self.sent = 0
+
+    async def dump(self) -> Table:
         return Table()
 
-    async def apply(self, op) -> None:
-        await self.apply_many([op])
-
-    async def apply_many(self, ops):
-        from pyvrrpd.lvs import ipvs
-        from pyvrrpd.lvs import wire as w
-
-        first = self.seq
-        self.seq += len(ops)
-        data = b"".join(ipvs.request(self.family, first + i, op) for i, op in enumerate(ops))
+    async def _send(self, data: bytes) -> None:
         self.sent += len(data)
-        acks = b"".join(struct.pack("=IHHIIi", 36, w.NLMSG_ERROR, 0, first + i, 0, 0) + bytes(16)
-                        for i in range(len(ops)))
-        for kind, _flags, seq, payload in w.messages(acks):
-            if kind == w.NLMSG_ERROR and 0 <= seq - first < len(ops):
-                w.error_code(payload)
-        return [None] * len(ops)
+
+    async def _recv(self) -> bytes:
+        return struct.pack("=IHHIIi", 36, w.NLMSG_ERROR, 0, self._seq.last, 0, 0) + bytes(16)
 
     async def close(self) -> None:
         pass
@@ -96,13 +100,15 @@ def main() -> int:
     t.desired(vss, groups, {}, None, memo)
     ops = d.diff(want.table, t.Table(), want.owned_services, want.owned_dests)
     batches = [ops[i:i + 64] for i in range(0, len(ops), 64)]
-    acks = [b"".join(struct.pack("=IHHIIi", 36, w.NLMSG_ERROR, 0, 1 + i, 0, 0) + bytes(16) for i in range(len(b)))
-            for b in batches]
+    # as KernelIpvs answers a batch: the kernel acknowledges only its last message (the others fail or not)
+    acks = [struct.pack("=IHHIIi", 36, w.NLMSG_ERROR, 0, len(b), 0, 0) + bytes(16) for b in batches]
 
     def encode() -> None:
         w.nested_service_key.cache_clear()
         for batch in batches:
-            b"".join(ipvs.request(30, 1 + i, op) for i, op in enumerate(batch))
+            last = len(batch) - 1
+            b"".join([ipvs.request(30, 1 + i, op, ack=False) for i, op in enumerate(batch[:last])]
+                     + [ipvs.request(30, 1 + last, batch[last])])
 
     def decode() -> None:
         for datagram in acks:
@@ -123,7 +129,7 @@ def main() -> int:
         ("diff against an empty table", best(lambda: d.diff(want.table, t.Table(), want.owned_services,
                                                             want.owned_dests), args.repeat)),
         (f"encode {len(ops)} requests", best(encode, args.repeat)),
-        (f"parse {len(ops)} acknowledgements", best(decode, args.repeat)),
+        (f"parse the answers ({len(acks)}, one per datagram of 64)", best(decode, args.repeat)),
         ("whole first pass (LvsSubsystem.run until ready)", best(lambda: anyio.run(first_pass), args.repeat)),
     ]
     print(f"{args.services} virtual servers x {args.reals} real servers = {len(ops)} operations; "

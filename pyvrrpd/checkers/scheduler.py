@@ -38,7 +38,8 @@ from pyvrrpd.checkers.http import STEPS, HttpProbe, client_context
 from pyvrrpd.checkers.misc import KILL_WAIT, TERM_GRACE, run_misc, script_account
 from pyvrrpd.checkers.net import ProbeError, Result, Target, os_error, probe_tcp
 from pyvrrpd.checkers.smtp import probe_smtp
-from pyvrrpd.checkers.state import Checker, RealServerHealth, Style, Timing, file_check_state, parse_track_value
+from pyvrrpd.checkers.state import (Checker, RealServerHealth, Style, Timing, down_set, file_check_state,
+                                    parse_track_value)
 from pyvrrpd.checkers.udp import parse_pattern, probe_ping, probe_udp
 from pyvrrpd.config import model as m
 from pyvrrpd.observe import logs
@@ -78,7 +79,7 @@ class Probe:
     last_completed: float | None = None
     last: Result | None = None
     stuck: bool = False
-    failures: collections.Counter = field(default_factory=collections.Counter)
+    failures: collections.Counter | None = None  # by reason; made on the first failure (an empty one is 89 B)
     latency: Histogram = field(default_factory=Histogram)  # how long each check took, timeouts included
 
 
@@ -142,6 +143,12 @@ class _Builder:
         self.tls = tls
         self.plan = Plan({}, {}, {}, [])
         self.track_files = {tf.name: tf for tf in config.track_files}
+        self.shared: dict = {}  # one object per distinct checker settings key and Timing (_share)
+
+    def _share(self, value):
+        """``value``, or an equal one this build already made: 10,000 real servers with the same
+        checker settings hold one settings key and one Timing instead of 10,000 of each (-3.4 MiB)."""
+        return self.shared.setdefault(value, value)
 
     def build(self) -> Plan:
         for vs, rs, key in real_server_keys(self.config):
@@ -184,11 +191,11 @@ class _Builder:
         if isinstance(ck, m.MiscCheck):
             timeout = (ck.timeout_us if ck.timeout_us is not None else vs.delay_loop_us) * _US
             account = script_account(ck.script, self.config.global_defs)
-            pkey = (kind, _value_key(ck), timeout, account)
+            pkey = (kind, self._share(_value_key(ck)), timeout, account)
             if pkey not in self.plan.probes:
                 run = _one(run_misc, ck.script, timeout, dynamic=ck.dynamic, account=account)
                 self.plan.probes[pkey] = Probe(pkey, f"{kind} {ck.script.argv[0]}", kind, run,
-                                               Checker(_timing(ck), Style.MISC),
+                                               Checker(self._share(_timing(ck)), Style.MISC),
                                                timeout + TERM_GRACE + KILL_WAIT + MARGIN, dynamic=ck.dynamic,
                                                log_all=ck.log_all_failures)
             return self.plan.probes[pkey]
@@ -202,17 +209,17 @@ class _Builder:
         if isinstance(ck, m.HttpCheck):
             vhost = ck.virtualhost or rs.virtualhost or vs.virtualhost  # (a url's own comes first)
             extra = (vhost, _value_key(self.config.ssl) if isinstance(ck, m.SslCheck) else None)
-        pkey = (kind, target, _value_key(ck)) + extra
+        pkey = (kind, target, self._share(_value_key(ck))) + extra
         if pkey in self.plan.probes:
             return self.plan.probes[pkey]
         t = target.timeout
-        style, limit, timing = Style.GATED, t + MARGIN, _timing(ck)
+        style, limit, timing = Style.GATED, t + MARGIN, self._share(_timing(ck))
         if isinstance(ck, m.TcpCheck):
             run, style = _one(probe_tcp, target), Style.TCP
         elif isinstance(ck, m.HttpCheck):
             probe = HttpProbe.make(target, ck, extra[0], self.tls() if isinstance(ck, m.SslCheck) else None)
             run, style, limit = probe, Style.HTTP, STEPS * t + MARGIN
-            timing = _timing(ck, len(ck.urls), ck.fast_recovery)
+            timing = self._share(_timing(ck, len(ck.urls), ck.fast_recovery))
         elif isinstance(ck, m.SmtpCheck):
             run, style, limit = _one(probe_smtp, target, ck.helo_name), Style.SMTP, 6 * t + MARGIN
         elif isinstance(ck, m.DnsCheck):
@@ -228,13 +235,22 @@ class _Builder:
         return probe
 
 
-def _one(fn, *args, **kw) -> Callable[[int], Awaitable[Result]]:
-    """A probe with a single thing to check (all but HTTP_GET/SSL_GET): the url index is unused."""
+class _one:  # noqa: N801 - used as the function it replaced
+    """A probe with a single thing to check (all but HTTP_GET/SSL_GET): the url index is unused.
 
-    async def run(url: int) -> Result:
-        return await fn(*args, **kw)
+    A slotted callable rather than a closure: 100 B a probe instead of 450 B (the function, its
+    cells and an empty ``kw`` dict each); 10,000 TCP_CHECKs: -3.3 MiB.
+    """
 
-    return run
+    __slots__ = ("fn", "args", "kw")
+
+    def __init__(self, fn: Callable[..., Awaitable[Result]], *args: object, **kw: object) -> None:
+        self.fn = fn
+        self.args = args
+        self.kw = kw or None
+
+    def __call__(self, url: int) -> Awaitable[Result]:
+        return self.fn(*self.args, **self.kw) if self.kw else self.fn(*self.args)
 
 
 class Gate:
@@ -359,13 +375,13 @@ class Checkers:
                     probe.run_scope.cancel()
         self.plan = new
         for key, server in new.servers.items():  # health from the probes' actual states
-            server.health.down = {i for i, pkey in enumerate(server.keys)
-                                  if pkey is not None and not new.probes[pkey].machine.is_up}
+            server.health.down = down_set(i for i, pkey in enumerate(server.keys)
+                                          if pkey is not None and not new.probes[pkey].machine.is_up)
             before = old.servers.get(key)
             if before is not None and before.keys == server.keys:
-                server.health.dynamic, server.health.offsets = before.health.dynamic, dict(before.health.offsets)
+                server.health.dynamic, server.health.offsets = before.health.dynamic, before.health.offsets
                 if key.vs in self.suspended:  # ha_suspend: its state stays frozen through a reload
-                    server.health.down = set(before.health.down)
+                    server.health.down = before.health.down
         self._read_files(initial=True)
         for key, server in new.servers.items():
             before = old.servers.get(key)
@@ -471,6 +487,8 @@ class Checkers:
         probe.latency.observe(now - started)
         self.counters["checks"] += 1
         if not result.ok:
+            if probe.failures is None:
+                probe.failures = collections.Counter()
             probe.failures[result.reason] += 1
             self.counters["failed:" + result.reason] += 1
             if result.reason == "internal-error":
@@ -635,7 +653,7 @@ class Checkers:
                     else round(now - p.last_completed, 3),
                     "last_result": None if p.last is None else
                     {"ok": p.last.ok, "reason": p.last.reason, "detail": p.last.detail},
-                    "attempts": p.machine.attempts, "failures": dict(p.failures),
+                    "attempts": p.machine.attempts, "failures": dict(p.failures or {}),
                     "latency": p.latency.snapshot(),
                     "real_servers": [str(k) for k, _ in p.users],
                 })

@@ -31,7 +31,9 @@ A real server is alive when **all** its checkers are up.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 BOOTSTRAP = 1.0  # keepalived's BOOTSTRAP_DELAY: the first check never runs sooner
 MISC_MIN_GAP = 1e-6  # keepalived schedules an overdue MISC_CHECK 1 µs later
@@ -174,17 +176,32 @@ class Checker:
                 "failed_url": self.failed_url, "due": self.due, "attempts": self.attempts}
 
 
+_NO_OFFSETS: Mapping[int, int] = MappingProxyType({})
+_NONE_DOWN: frozenset[int] = frozenset()
+
+
+def down_set(indexes: Iterable[int] | None) -> frozenset[int]:
+    """The checkers that are down, as RealServerHealth keeps them (the shared empty set when none)."""
+    down = frozenset(indexes or ())
+    return down if down else _NONE_DOWN
+
+
 class RealServerHealth:
     """One real server: alive when all its checkers are up; its weight from MISC_CHECK
-    (``misc_dynamic``) and FILE_CHECK results."""
+    (``misc_dynamic``) and FILE_CHECK results.
+
+    ``down`` and ``offsets`` are replaced, never changed in place: a healthy real server without
+    FILE_CHECK shares the empty ones instead of an empty set (216 B) and dict (64 B) of its own
+    (10,000 real servers: -2.7 MiB).
+    """
 
     __slots__ = ("weight", "down", "dynamic", "offsets")
 
     def __init__(self, weight: int, checkers: int, initially_down: set[int] | None = None) -> None:
         self.weight = weight  # configured
-        self.down: set[int] = set(initially_down or ())  # indexes of the checkers that are down
+        self.down: frozenset[int] = down_set(initially_down)  # indexes of the checkers that are down
         self.dynamic: int | None = None  # MISC_CHECK misc_dynamic: exit status - 2
-        self.offsets: dict[int, int] = {}  # FILE_CHECK: value x weight, per checker
+        self.offsets: Mapping[int, int] = _NO_OFFSETS  # FILE_CHECK: value x weight, per checker
         if any(not 0 <= i < checkers for i in self.down):
             raise ValueError("checker index out of range")
 
@@ -203,9 +220,10 @@ class RealServerHealth:
         """Record a checker's state; True when the server's aliveness changed."""
         was = self.alive
         if up:
-            self.down.discard(index)
-        else:
-            self.down.add(index)
+            if index in self.down:
+                self.down = down_set(self.down - {index})
+        elif index not in self.down:
+            self.down = self.down | {index}
         return self.alive != was
 
     def set_dynamic(self, weight: int | None) -> bool:
@@ -219,9 +237,9 @@ class RealServerHealth:
         """A FILE_CHECK's weight offset; True when the effective weight changed."""
         before = self.effective_weight()
         if offset:
-            self.offsets[index] = offset
-        else:
-            self.offsets.pop(index, None)
+            self.offsets = {**self.offsets, index: offset}
+        elif index in self.offsets:
+            self.offsets = {i: o for i, o in self.offsets.items() if i != index}
         return self.effective_weight() != before
 
 

@@ -21,7 +21,6 @@ and the errno, never fatal: the daemon runs on with the scheduling it has. The d
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as _errno
 import os
 from collections.abc import Callable, Sequence
@@ -56,7 +55,9 @@ def plan(gd: model.GlobalDefs, *, vrrp_runs: bool) -> Policy:
 
 
 def _mlockall(flags: int) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The C library the interpreter runs on, by its own symbols: ctypes.util.find_library() would
+    # import shutil, tempfile, lzma, bz2... into every daemon (+1.0 MB RSS) and run ldconfig.
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.mlockall(flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))

@@ -96,6 +96,18 @@ class SetTimeouts:
 
 Operation = AddService | EditService | DelService | AddDest | EditDest | DelDest | Flush | SetTimeouts
 
+_SET_SERVICE, _SET_DEST = AddDest.__dict__["service"].__set__, AddDest.__dict__["dest"].__set__
+
+
+def _add_dest(service: ServiceKey, dest: Destination) -> AddDest:
+    """``AddDest(service, dest)``, faster (a frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__``): a first pass makes one per destination (-3 ms of a 1,000 x 10 first pass,
+    bench/ipvs_encode.py)."""
+    op = object.__new__(AddDest)
+    _SET_SERVICE(op, service)
+    _SET_DEST(op, dest)
+    return op
+
 
 def same_service(a: Service, b: Service) -> bool:
     return (a.scheduler == b.scheduler and (a.flags & FLAGS_COMPARED) == (b.flags & FLAGS_COMPARED)
@@ -129,7 +141,7 @@ def diff(
     for (skey, dkey), dest in desired.dests.items():
         have_d = actual.dests.get((skey, dkey)) if skey in actual.services else None
         if have_d is None:
-            adds.append(AddDest(skey, dest))
+            adds.append(_add_dest(skey, dest))
         elif not same_dest(dest, have_d):
             edits.append(EditDest(skey, dest))
     ops += edits

@@ -61,17 +61,16 @@ def op_error(op: d.Operation, exc: BaseException | None = None, code: int | None
     return NetError(f"ipvs {verb}", target=target, errno=code)
 
 
-_REQUEST, _CREATE = w.NLM_F_REQUEST | w.NLM_F_ACK, w.NLM_F_REQUEST | w.NLM_F_ACK | w.NLM_F_CREATE_EXCL
-
-
-def request(family: int, seq: int, op: d.Operation) -> bytes:
-    """The netlink message for one operation."""
+def request(family: int, seq: int, op: d.Operation, ack: bool = True) -> bytes:
+    """The netlink message for one operation. ``ack=False``: without NLM_F_ACK, so the kernel answers
+    it only if it fails (netlink_rcv_skb acknowledges a message when it asks or when it failed)."""
     kind = type(op)
+    req = w.NLM_F_REQUEST | w.NLM_F_ACK if ack else w.NLM_F_REQUEST
+    create = req | w.NLM_F_CREATE_EXCL
     if kind is d.AddDest:  # (first: what a big table is made of)
-        return w.dest_message(family, w.CMD_NEW_DEST, _CREATE, seq, op.service, op.dest)
+        return w.dest_message(family, w.CMD_NEW_DEST, create, seq, op.service, op.dest)
     if kind is d.EditDest:
-        return w.dest_message(family, w.CMD_SET_DEST, _REQUEST, seq, op.service, op.dest)
-    req, create = _REQUEST, _CREATE
+        return w.dest_message(family, w.CMD_SET_DEST, req, seq, op.service, op.dest)
     match op:
         case d.AddService(service=svc):
             return w.message(family, w.CMD_NEW_SERVICE, create, seq, w.nest(w.ATTR_SERVICE, w.service_attrs(svc)))
@@ -188,28 +187,37 @@ class KernelIpvs:
             raise err
 
     async def apply_many(self, ops: Sequence[d.Operation]) -> list[NetError | None]:
-        """All of ``ops`` in one datagram (the kernel carries out the messages of one datagram in order
-        and acknowledges each), then their acknowledgements."""
+        """All of ``ops`` in one datagram, then the kernel's answers.
+
+        The kernel carries out the messages of one datagram in order, inside ``send``. Only the last
+        message asks for an acknowledgement; the others are answered only when they fail. So once the
+        last one's answer is read, every failure of the batch has been read before it: one answer per
+        batch instead of one per operation (the first pass of 1,000 x 10 reads 172 answers instead of
+        11,000: -5 ms of ~80 ms CPU on the development machine, bench/ipvs_encode.py, and 11,000 fewer
+        messages queued by the kernel)."""
+        if not ops:
+            return []
         first = next(self._seq)
         for _ in range(len(ops) - 1):
             next(self._seq)
+        last = len(ops) - 1
         results: list[NetError | None] = [None] * len(ops)
+        family = self.family
         try:
-            await self._send(b"".join(request(self.family, first + i, op) for i, op in enumerate(ops)))
-            pending = len(ops)
-            while pending:
+            await self._send(b"".join([request(family, first + i, op, ack=False) for i, op in enumerate(ops[:last])]
+                                      + [request(family, first + last, ops[last])]))
+            while True:
                 for kind, _flags, seq, payload in w.messages(await self._recv()):
                     i = seq - first
-                    if kind != w.NLMSG_ERROR or not 0 <= i < len(ops):
+                    if kind != w.NLMSG_ERROR or not 0 <= i <= last:
                         continue  # an answer to an earlier request that gave up
                     code = w.error_code(payload)
                     if code:
                         results[i] = op_error(ops[i], OSError(code, _errno.errorcode.get(code, str(code))))
-                    pending -= 1
+                    if i == last:
+                        return results
         except (OSError, w.WireError, ValueError) as exc:  # the socket failed: every unanswered one failed
             return [r if r is not None else op_error(op, exc) for r, op in zip(results, ops)]
-        return results
-
 
     # -- the connection-sync daemon (lvs_sync_daemon) --
 

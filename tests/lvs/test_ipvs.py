@@ -275,9 +275,34 @@ def test_apply_many_sends_one_datagram_and_matches_each_answer():
         assert errs[1].errno == errno.ENOENT and "203.0.113.11:80" in str(errs[1])
         sent = w.messages(peer.recv(65536))
         assert [seq for _, _, seq, _ in sent] == [1, 2, 3]  # all three in one datagram
+        # only the last asks for an acknowledgement: the kernel answers the others only when they fail
+        assert [bool(flags & w.NLM_F_ACK) for _, flags, _, _ in sent] == [False, False, True]
+        assert sent[0][1] & w.NLM_F_CREATE_EXCL == w.NLM_F_CREATE_EXCL
         peer.close()  # the 'kernel' is gone: every operation fails with a clear error
         errs = await k.apply_many([d.Flush()])
         assert errs[0] is not None and "flush" in str(errs[0])
         await k.close()
 
     anyio.run(main)
+
+
+def test_apply_many_reads_until_the_last_operations_answer():
+    async def main():
+        # the kernel answers the second operation (it failed) and the third (it asked); the first, which
+        # succeeded without asking, gets no answer at all
+        k, peer = _kernel_answering(_reply(2, 2, struct.pack("=i", -errno.ESRCH)), _reply(3, 2, struct.pack("=i", 0)))
+        ops = [d.AddService(SERVICES[0]), d.DelDest(S4, DESTS[0].key), d.AddDest(S4, DESTS[0])]
+        errs = await k.apply_many(ops)
+        assert errs[0] is None and errs[2] is None and errs[1].errno == errno.ESRCH
+        assert await k.apply_many([]) == []
+        await k.close()
+        peer.close()
+
+    anyio.run(main)
+
+
+def test_request_without_ack_differs_only_in_the_flag():
+    op = d.AddDest(S4, DESTS[0])
+    (with_ack,), (without,) = w.messages(ipvs.request(30, 4, op)), w.messages(ipvs.request(30, 4, op, ack=False))
+    assert with_ack[1] == without[1] | w.NLM_F_ACK and not without[1] & w.NLM_F_ACK
+    assert bytes(with_ack[3]) == bytes(without[3])

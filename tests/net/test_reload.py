@@ -17,9 +17,11 @@ status API abuse test. A daemon that stops advertising while the machine runs on
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,9 +61,57 @@ def conf(node: str, *instances: str) -> str:
     return f"global_defs {{\n    router_id {node}\n    vrrp_version 3\n}}\n" + "".join(instances)
 
 
+class RunDelay:
+    """How long a daemon's threads waited for a CPU while runnable (/proc/PID/task/*/schedstat, second
+    field), sampled every 10 ms by a thread: the time the machine's load took from that daemon itself.
+    Bounded: ends on stop(), when the process is gone, or after `limit` seconds."""
+
+    TICK = 0.01
+
+    def __init__(self, pid: int, limit: float = 300.0) -> None:
+        self.pid = pid
+        self._last: dict[str, float] = {}
+        self._total = 0.0
+        self._read()
+        self.samples: list[tuple[float, float]] = [(time.time(), 0.0)]  # (time.time(), seconds waited so far)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(limit,), name="run delay", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                waited = int(Path(f"/proc/{self.pid}/task/{tid}/schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+            if waited > self._last.get(tid, waited):  # a thread's first reading is its baseline
+                self._total += waited - self._last[tid]
+            self._last[tid] = waited
+
+    def _run(self, limit: float) -> None:
+        end = time.monotonic() + limit
+        while not self._stop.is_set() and time.monotonic() < end:
+            try:
+                self._read()
+            except OSError:  # the daemon has exited
+                return
+            self.samples.append((time.time(), self._total))
+            time.sleep(self.TICK)
+
+    def within(self, start: float, end: float) -> float:
+        """Seconds waited for a CPU between the first sample from `start` and the last one up to `end`
+        (rounded inwards: never more than the daemon waited inside [start, end])."""
+        inside = [v for t, v in list(self.samples) if start <= t <= end]
+        return inside[-1] - inside[0] if inside else 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+
 class Watch:
     """Every VRRP advert on the lab's bridge from now on, with the kernel's receive time; and the machine's
-    stalls meanwhile (a StallProbe)."""
+    stalls meanwhile (a StallProbe, and with follow() the time a daemon waited for a CPU)."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -73,6 +123,11 @@ class Watch:
                  what="the advert recorder")
         assert self.proc.poll() is None, self.log.read_text()
         self.probe = StallProbe(limit=300)
+        self.delay: RunDelay | None = None
+
+    def follow(self, pid: int) -> None:
+        """Sample how long the daemon `pid` waits for a CPU (see machine_lost)."""
+        self.delay = RunDelay(pid)
 
     def adverts(self, node: str, vrid: int, since: float, until: float | None = None) -> list[dict]:
         src = self.lab.ipv4(node)
@@ -88,9 +143,12 @@ class Watch:
 
     def machine_lost(self, start: float, end: float, need: float, times: list[float]) -> bool:
         """Did the machine, not the daemon, make [start, end] longer by `need` s: the stall probe lost that
-        much meanwhile, or the adverts right after `end` came in a burst (queued while the capture starved)?"""
+        much meanwhile, or the followed daemon waited that long for a CPU while runnable, or the adverts
+        right after `end` came in a burst (queued while the capture starved)?"""
         after = [t for t in times if t >= end][:3]
-        return self.probe.within(start, end) >= need or (len(after) == 3 and after[2] - after[0] < BURST)
+        return (self.probe.within(start, end) >= need
+                or (self.delay is not None and self.delay.within(start, end) >= need)
+                or (len(after) == 3 and after[2] - after[0] < BURST))
 
     def assert_steady(self, node: str, vrid: int, since: float, until: float) -> list[float]:
         """`node` kept advertising `vrid` over [since, until]: no advert missing (every time without one,
@@ -108,7 +166,9 @@ class Watch:
         stalls = [(a, b) for a, b in self.probe.stalls if a < until and b > since]
         print(f"{node}'s adverts for VRID {vrid}: {len(times)}, median gap {median * 1000:.1f} ms, longest silence "
               f"{max(b - a for a, b in silences) * 1000:.1f} ms; machine stalls {len(stalls)} "
-              f"({self.probe.within(since, until) * 1000:.0f} ms); load {load()}")
+              f"({self.probe.within(since, until) * 1000:.0f} ms)"
+              + (f", the daemon waited {self.delay.within(since, until) * 1000:.0f} ms for a CPU" if self.delay else "")
+              + f"; load {load()}")
         assert not long, f"{node}, VRID {vrid}: silences of 2 intervals or more the machine did not explain " \
                          f"(s from the start, length): {long}; load {load()}"
         assert median >= INTERVAL - MEDIAN_SLACK, f"{node}, VRID {vrid}: median gap {median:.4f} s: two timers?"
@@ -116,6 +176,8 @@ class Watch:
 
     def stop(self) -> None:
         self.probe.stop()
+        if self.delay is not None:
+            self.delay.stop()
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=5)
@@ -159,7 +221,9 @@ def test_fifty_sighups_with_an_unchanged_config_change_nothing(lab, watch):
     text = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", text, "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
-    d1.started(), d2.started()  # the imports take seconds on a loaded machine; the protocol's waits start here
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn (imports take seconds)
+    watch.follow(int(d1.pid_file.read_text()))  # how long d1 waits for a CPU: the machine's share of a silence
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     time.sleep(5 * INTERVAL)  # past the takeover's adverts and GARPs
     quiet = time.time()
@@ -194,6 +258,7 @@ def test_fifty_sighups_with_an_unchanged_config_change_nothing(lab, watch):
 def test_a_broken_config_keeps_the_running_one(lab, watch):
     text = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", text, "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
     mark, start = d1.mark(), time.time()
     reload(d1, text.replace("virtual_router_id 51", "virtual_router_id 300"),
@@ -217,6 +282,8 @@ def test_a_changed_priority_takes_effect(lab, watch):
     d1_conf = conf("d1", instance("VI_1", 51, VIP1, 150))
     d1 = Daemon(lab, "d1", d1_conf, "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100)), "a")
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     # Below the backup: d1 keeps advertising as master at 50, d2 preempts.
     marks = (d1.mark(), d2.mark())
@@ -241,6 +308,8 @@ def test_a_removed_instance_says_goodbye_and_the_other_keeps_its_vip(lab, watch)
     vi1, vi2 = instance("VI_1", 51, VIP1, 150), instance("VI_2", 52, VIP2, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
     d2 = Daemon(lab, "d2", conf("d2", instance("VI_1", 51, VIP1, 100), instance("VI_2", 52, VIP2, 100)), "a")
+    for daemon in (d1, d2):
+        daemon.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, 2 * V3.master_down() + MARGIN, d1, d2)
     wait_master(lab, "d1", VIP2, MARGIN, d1, d2)
     monitor_log = lab.workdir / "ip-monitor-d1.log"
@@ -270,6 +339,7 @@ def test_a_removed_instance_says_goodbye_and_the_other_keeps_its_vip(lab, watch)
 def test_an_added_instance_starts(lab, watch):
     vi1 = instance("VI_1", 51, VIP1, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1), "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1)
     mark, start = d1.mark(), time.time()
     reload(d1, conf("d1", vi1, instance("VI_2", 52, VIP2, 150)))
@@ -287,6 +357,7 @@ def test_use_vmac_a_removed_instance_deletes_its_macvlan_and_a_change_restarts(l
     vi1 = instance("VI_1", 51, VIP1, 150, extra="use_vmac")
     vi2 = instance("VI_2", 52, VIP2, 150)
     d1 = Daemon(lab, "d1", conf("d1", vi1, vi2), "a")
+    d1.started()  # the protocol's timeouts count from there, not from the spawn
     wait_master(lab, "d1", VIP1, V3.master_down() + MARGIN, d1, dev="vrrp.51")
     wait_master(lab, "d1", VIP2, MARGIN, d1, dev="lan0")
     mark, start = d1.mark(), time.time()

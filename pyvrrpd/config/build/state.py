@@ -56,6 +56,8 @@ class Builder:
         # checker statements repeat ("connect_timeout 3"): texts -> (field, value) of each
         # one read without a message, so the next of its kind is a dict lookup
         self.common_read: dict[tuple[str, ...], tuple[str, object]] = {}
+        # the same for real_server statements (lvs.rs_keyword): texts -> (field, value)
+        self.rs_read: dict[tuple[str, ...], tuple[str, object]] = {}
 
     def host_interface(self, word: Word, what: str) -> bool:
         """Report a host-check warning if the interface is missing; True if it may exist."""
