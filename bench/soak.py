@@ -19,7 +19,12 @@ burst is over) the window of --seconds (default 3600) starts. Measured:
   (a histogram in 10 us buckets: an hour is 3.6 million gaps), and per minute;
 * missed adverts: times a VRID was silent for over 1.5 intervals (150 ms), the window's edges included;
 * checks per second (connections the real servers accepted), the daemon's CPU (utime+stime over wall time)
-  and its time waiting for a CPU (/proc/PID/schedstat), the load average.
+  and its time waiting for a CPU (/proc/PID/schedstat), the load average;
+* the machine's stalls: a thread of the driver, scheduled as the daemon (SCHED_RR N with --rt-priority),
+  sleeps 10 ms at a time and notes every wake-up over 30 ms late; each silence over 1.5 intervals is
+  kept with its time (the first 500) and the time the probe lost inside it, to tell the machine's stalls
+  from the daemon's (reported, not part of the verdict: the probe samples one CPU, the daemon may run on
+  the other).
 
     sudo .venv/bin/python bench/soak.py [--seconds 3600] [--rt-priority N] [--starve] [--json FILE]
 
@@ -66,6 +71,7 @@ PACKET_OUTGOING = 4
 BUCKET_US = 10  # histogram resolution of |gap - interval|
 TARGET_RSS_GROWTH = 5.0  # %
 TARGET_P99_MS = 5.0
+MAX_SILENCES = 500  # silences over 1.5 intervals kept with their times, for the stall probe's comparison
 
 
 def config(rs_addr: str, delay_loop: int, rt_priority: int | None) -> str:
@@ -139,6 +145,7 @@ def sniff(iface: str, seconds: float) -> dict:
     last: dict[int, float] = {}
     adverts = missed = 0
     longest = 0.0
+    silences: list[dict] = []  # the first MAX_SILENCES over 1.5 intervals: when (CLOCK_REALTIME), how long, VRID
     t_start = time.time()
     t_end = t_start + seconds
     next_minute = t_start + 60
@@ -182,6 +189,8 @@ def sniff(iface: str, seconds: float) -> dict:
             if gap > 1.5 * INTERVAL:
                 missed += 1
                 minute_missed += 1
+                if len(silences) < MAX_SILENCES:
+                    silences.append({"t": round(prev, 6), "ms": round(gap * 1000, 3), "vrid": vrid})
         last[vrid] = stamp
     packets, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
     edges = [t - t_start for t in first.values()] + [t_end - t for t in last.values()]
@@ -189,7 +198,7 @@ def sniff(iface: str, seconds: float) -> dict:
     longest = max([longest, *edges])
     return {"seconds": seconds, "vrids": len(last), "adverts": adverts, **_summary(hist),
             "missed": missed, "longest_silence_ms": round(longest * 1000, 3), "capture_drops": drops,
-            "minutes": minutes}
+            "minutes": minutes, "silences": silences}
 
 
 def _summary(hist: collections.Counter) -> dict:
@@ -222,6 +231,42 @@ def proc_sample(pid: int) -> dict:
     return {"t": time.monotonic(), "cpu_s": (int(fields[11]) + int(fields[12])) / ticks, "rss_kb": rss,
             "pss_kb": pss, "waited_s": waited, "threads": int(fields[17]), "nice": int(fields[16]),
             "policy": int(fields[38]), "rt_priority": int(fields[37]), "load": os.getloadavg()}
+
+
+def stall_probe(rt_priority: int | None, limit: float):
+    """The chaos harness's stall probe (tests/net/chaos.py: a thread that sleeps 10 ms at a time and notes
+    every wake-up over 30 ms late), scheduled as the daemon (SCHED_RR N with --rt-priority): what the
+    machine takes from a task scheduled like the daemon (the hypervisor, the kernel). A silence of the
+    daemon's adverts the probe lost too is the machine's; one it did not is the daemon's own, or of the
+    other CPU. Bounded: ends on stop() or after `limit` s."""
+    import threading
+
+    from tests.net.chaos import StallProbe
+
+    class Probe(StallProbe):
+        def __init__(self) -> None:
+            self.rt_priority, self.policy_error = rt_priority, None
+            super().__init__(limit)
+
+        def _run(self, limit: float) -> None:
+            if self.rt_priority is not None:
+                try:
+                    os.sched_setscheduler(threading.get_native_id(), os.SCHED_RR, os.sched_param(self.rt_priority))
+                except OSError as e:
+                    self.policy_error = str(e)
+            super()._run(limit)
+
+        def report(self, silences: list[dict]) -> dict:
+            """The probe's stalls, and each recorded silence with the time the probe lost inside it."""
+            for s in silences:
+                s["probe_lost_ms"] = round(self.within(s["t"], s["t"] + s["ms"] / 1000) * 1000, 1)
+            lengths = [b - a for a, b in self.stalls]
+            return {"rt_priority": self.rt_priority, "policy_error": self.policy_error, "count": len(lengths),
+                    "total_s": round(sum(lengths), 3), "longest_ms": round(max(lengths, default=0) * 1000, 1),
+                    "silences_the_probe_lost_half_of": sum(1 for s in silences
+                                                           if s["probe_lost_ms"] >= s["ms"] / 2)}
+
+    return Probe()
 
 
 def thread_policies(pid: int) -> list[int]:
@@ -285,6 +330,7 @@ def soak(lab, args, workdir: Path) -> dict:
         sniffer = subprocess.Popen(["ip", "netns", "exec", lab.ns("d2"), sys.executable, __file__, "--sniff",
                                     "--seconds", f"{args.seconds:g}"], stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)  # the capture is open (its window starts at its own clock)
+        probe = stall_probe(args.rt_priority, args.seconds + 120)
         accepted0 = int(count_file.read_text())
         samples = [proc_sample(pid)]
         result["thread_policies_start"] = thread_policies(pid)
@@ -308,7 +354,9 @@ def soak(lab, args, workdir: Path) -> dict:
             except (OSError, ValueError) as e:
                 result["ipvs"] = {"error": str(e)}
         out, _ = sniffer.communicate(timeout=60)
+        probe.stop()
         capture = json.loads(out.splitlines()[-1])
+        result["stall_probe"] = probe.report(capture["silences"])
     finally:
         for p in busy:
             p.kill()
@@ -417,6 +465,11 @@ def main() -> int:
           f"{r['rss_start_mib']} -> {r['rss_end_mib']} ({r['rss_growth_pct']:+.2f} %) | {r['pss_start_mib']} -> "
           f"{r['pss_end_mib']} | {r['checks_per_s']} ({r['checks_per_s_schedule']:g}) | {r['cpu_percent']} | "
           f"{r['waited_for_cpu_s']} |")
+    sp = r["stall_probe"]
+    print(f"# stall probe (SCHED_RR {sp['rt_priority']} if set; {sp['policy_error'] or 'as asked'}): {sp['count']} "
+          f"stalls over 30 ms, {sp['total_s']} s in all, longest {sp['longest_ms']} ms; "
+          f"{sp['silences_the_probe_lost_half_of']} of {len(c['silences'])} recorded silences over 150 ms had "
+          "the probe lose at least half their length (the machine's, not the daemon's)")
     checks = rate(r, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"result": r, "checks": checks}, indent=1,

@@ -77,6 +77,14 @@ def rs_label(address: m.IPAddress, port: int | None) -> str:
     return f"[{address}]:{port or 0}"
 
 
+def rs_fmt(vs: m.VirtualServer, address: m.IPAddress, port: int | None) -> str:
+    """keepalived's FMT_RS (``inet_sockaddrtotrio``: FIFO lines, mails, the Adding/Removing service and
+    Activating/Suspending healthchecker log lines): ``[203.0.113.11]:tcp:80``, the service's protocol; a
+    service without one (a fwmark service, whose protocol is ignored, or a group of fwmarks) is ``none``."""
+    proto = (vs.protocol or "none").lower() if vs.fwmark is None else "none"
+    return f"[{address}]:{proto}:{port or 0}"
+
+
 def real_server_keys(config: m.Config) -> Iterator[tuple[m.VirtualServer, m.RealServer, RealServerKey]]:
     """Every real server of the config with its key, in config order."""
     seen: dict[str, int] = {}

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, fields
 
 import anyio
 
-from pyvrrpd.checkers import HealthSink, RealServerEvent, RealServerKey, real_server_keys, rs_label
+from pyvrrpd.checkers import HealthSink, RealServerEvent, RealServerKey, real_server_keys, rs_fmt, rs_label
 from pyvrrpd.checkers.dns import probe_dns
 from pyvrrpd.checkers.http import STEPS, HttpProbe, client_context
 from pyvrrpd.checkers.misc import KILL_WAIT, TERM_GRACE, run_misc, script_account
@@ -339,8 +339,9 @@ class Checkers:
                 for key, server in self.plan.servers.items():
                     self.sink.set_health(key, server.health.alive, server.health.effective_weight())
                     if key.vs in self.suspended:
-                        self.log.info(f"Deactivating healthchecker for service {rs_label(key.address, key.port)} "
-                                      f"for VS {key.vs} (ha_suspend: its address is not on this host)")
+                        name = rs_fmt(server.vs, key.address, key.port)
+                        self.log.info(f"Deactivating healthchecker for service {name} for VS {key.vs} "
+                                      "(ha_suspend: its address is not on this host)")
                 for probe in self.plan.probes.values():
                     self._start(probe)
                 tg.start_soon(self._dispatch, name="checkers dispatcher")
@@ -553,7 +554,7 @@ class Checkers:
             if key.vs != vs:
                 continue
             self.log.info(f"{'Activating' if active else 'Suspending'} healthchecker for service "
-                          f"{rs_label(key.address, key.port)} for VS {vs}")
+                          f"{rs_fmt(server.vs, key.address, key.port)} for VS {vs}")
             if not active:
                 continue
             alive_changed = False

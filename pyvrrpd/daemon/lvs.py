@@ -26,7 +26,7 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_label
+from pyvrrpd.checkers import RealServerEvent, RealServerKey, real_server_keys, rs_fmt, rs_label
 from pyvrrpd.checkers.scheduler import Checkers
 from pyvrrpd.config import model
 from pyvrrpd.config.model import Script
@@ -80,10 +80,9 @@ class NetlinkAddresses:
 
 
 def rs_fifo_label(vs: model.VirtualServer, key: RealServerKey) -> str:
-    """keepalived's FMT_RS for the FIFO and mails: ``[203.0.113.11]:tcp:80`` (the service's protocol)."""
-    if vs.protocol and vs.fwmark is None:
-        return f"[{key.address}]:{vs.protocol.lower()}:{key.port or 0}"
-    return rs_label(key.address, key.port)
+    """keepalived's FMT_RS for the FIFO, the mails and the log: ``[203.0.113.11]:tcp:80``,
+    ``[203.0.113.11]:none:80`` for a fwmark service (see ``checkers.rs_fmt``)."""
+    return rs_fmt(vs, key.address, key.port)
 
 
 def rs_line(vs: model.VirtualServer, key: RealServerKey, up: bool) -> str:
@@ -179,8 +178,9 @@ class Lvs:
                     self.mailer.alert(subject, "=> Shutting down <=")
                 else:
                     self.mailer.alert(*rs_alert(router_id, vs, event.key, event.up, event.reason))
-        self.log.info(f"{'Adding' if event.up else 'Removing'} service {rs_label(event.key.address, event.key.port)} "
-                      f"{'to' if event.up else 'from'} VS {event.key.vs}", reason=event.reason, health=verb)
+        name = rs_fifo_label(vs, event.key) if vs is not None else rs_label(event.key.address, event.key.port)
+        self.log.info(f"{'Adding' if event.up else 'Removing'} service {name} {'to' if event.up else 'from'} "
+                      f"VS {event.key.vs}", reason=event.reason, health=verb)
         if event.script is not None:
             self._start_script(event.script, f"notify_{verb} script for {event.key}")
 

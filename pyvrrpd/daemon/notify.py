@@ -147,15 +147,16 @@ class FifoSettings:
     lvs: FifoSpec | None = None  # lvs_notify_fifo
 
 
-def fifo_settings(global_defs, refused: list[str] | None = None) -> FifoSettings:
-    """Adapter: global_defs' notify_fifo, vrrp_notify_fifo and lvs_notify_fifo (and their scripts)."""
+def fifo_settings(global_defs, refused: list[str] | None = None, *, vrrp: bool = True) -> FifoSettings:
+    """Adapter: global_defs' notify_fifo, vrrp_notify_fifo and lvs_notify_fifo (and their scripts).
+    ``vrrp=False`` (``-C``, no VRRP in this process): vrrp_notify_fifo is not this process's."""
     def spec(path, script):
         if path is None:
             return None
         return FifoSpec(path, _command(script, global_defs, refused))
     gd = global_defs
     return FifoSettings(notify=spec(gd.notify_fifo, gd.notify_fifo_script),
-                        vrrp=spec(gd.vrrp_notify_fifo, gd.vrrp_notify_fifo_script),
+                        vrrp=spec(gd.vrrp_notify_fifo, gd.vrrp_notify_fifo_script) if vrrp else None,
                         lvs=spec(gd.lvs_notify_fifo, gd.lvs_notify_fifo_script))
 
 
@@ -255,8 +256,9 @@ class Notifier:
 
     def __init__(self, fifos: FifoSettings, *, runner: ScriptRunner | None = None, log=None, mailer=None,
                  table: NotifyTable | None = None, timeout: float = NOTIFY_TIMEOUT, stop_timeout: float = STOP_TIMEOUT,
-                 drain_limit: float = DRAIN_LIMIT, queue_limit: int = QUEUE_LIMIT) -> None:
+                 drain_limit: float = DRAIN_LIMIT, queue_limit: int = QUEUE_LIMIT, vrrp: bool = True) -> None:
         self.settings = fifos
+        self.vrrp = vrrp  # False with -C: only the checkers' FIFO lines, no VRRP scripts, FIFO or mail
         self.table = table or NotifyTable()
         self.runner = runner or ScriptRunner()
         self.log = log
@@ -275,15 +277,16 @@ class Notifier:
         self._last: dict[tuple[str, str], dict] = {}  # last script outcome per instance/group
 
     @classmethod
-    def for_config(cls, config, log=None) -> Notifier:
-        """The notifier the daemon runs: the config's FIFOs, scripts and mail settings."""
+    def for_config(cls, config, log=None, *, vrrp: bool = True) -> Notifier:
+        """The notifier the daemon runs: the config's FIFOs, scripts and mail settings. ``vrrp=False``
+        (``-C``): only notify_fifo and lvs_notify_fifo, for the checkers' lines; no VRRP script or mail."""
         gd = config.global_defs
-        mail = smtp_settings(gd)
-        table = notify_table(config)
+        mail = smtp_settings(gd) if vrrp else None
+        table = notify_table(config) if vrrp else NotifyTable()
         refused = list(table.refused)
-        fifos = fifo_settings(gd, refused)
+        fifos = fifo_settings(gd, refused, vrrp=vrrp)
         return cls(fifos, log=log, mailer=Mailer(mail, log=log) if mail is not None else None,
-                   table=replace(table, refused=tuple(refused)))
+                   table=replace(table, refused=tuple(refused)), vrrp=vrrp)
 
     # -- the API for the VRRP (and LVS) subsystems ---------------------------------------------
 
@@ -406,9 +409,9 @@ class Notifier:
     async def reconfigure(self, config) -> str | None:
         """The new scripts apply from the next notification (an instance or group the reload removed keeps its
         old ones, for its DELETED notification); new FIFO settings need a restart of this subsystem."""
-        table = notify_table(config)
+        table = notify_table(config) if self.vrrp else NotifyTable()
         self.table = NotifyTable({**self.table.scripts, **table.scripts}, table.priority_changes)
-        new = fifo_settings(config.global_defs)
+        new = fifo_settings(config.global_defs, vrrp=self.vrrp)  # as for_config: -C has no VRRP FIFO
         return None if new == self.settings else "notify FIFO settings changed; restart the notify subsystem"
 
     def snapshot(self) -> dict:

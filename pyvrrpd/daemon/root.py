@@ -388,12 +388,10 @@ def build_subsystems(args: argparse.Namespace, config: model.Config, log) -> lis
     notifier = None
     gd = config.global_defs
     if not args.checkers_only or (config.virtual_servers and (gd.notify_fifo or gd.lvs_notify_fifo)):
-        from pyvrrpd.daemon.notify import FifoSettings, Notifier
+        from pyvrrpd.daemon.notify import Notifier
 
-        notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name))
-        if args.checkers_only:  # -C: only the checker lines (notify_fifo, lvs_notify_fifo), no VRRP scripts
-            notifier.settings = FifoSettings(notify=notifier.settings.notify, lvs=notifier.settings.lvs)
-            notifier.mailer = None
+        # -C: only the checker lines (notify_fifo, lvs_notify_fifo), no VRRP scripts, FIFO or mail
+        notifier = Notifier.for_config(config, log=log.bind(subsystem=Notifier.name), vrrp=not args.checkers_only)
         subsystems.append(notifier)  # first: it writes the LVS FIFO lines until the LVS subsystem has stopped
     if not args.vrrp:
         if config.virtual_servers:

@@ -13,6 +13,7 @@ from pyvrrpd.config.load import load
 from pyvrrpd.daemon.lvs import Lvs, key_map
 from pyvrrpd.lvs.ipvs import FakeIpvs
 from pyvrrpd.observe import logs, metrics, status
+from tests.daemon.fakes import Log
 
 pytestmark = pytest.mark.anyio
 
@@ -336,7 +337,8 @@ async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(t
     a.close()  # the first real server refuses connections from the start
     config = _config(tmp_path, port_a, port_b, extra="ha_suspend")
     fake, addresses = FakeIpvs(), _FakeAddresses([ipaddress.ip_address("198.51.100.7")])
-    lvs = Lvs(config, logs.get("test"), port=fake, addresses=addresses)
+    log = Log()
+    lvs = Lvs(config, log, port=fake, addresses=addresses)
     try:
         async with anyio.create_task_group() as tg:
             await tg.start(lvs.run)
@@ -360,6 +362,13 @@ async def test_ha_suspend_freezes_the_real_servers_while_the_address_is_absent(t
     finally:
         a.close()
         b.close()
+    vs = "[198.51.100.100]:tcp:80"  # real servers as keepalived's FMT_RS, [IP]:PROTO:PORT
+    events = log.events("info")
+    assert f"Deactivating healthchecker for service [127.0.0.1]:tcp:{port_a} for VS {vs} (ha_suspend: its " \
+           "address is not on this host)" in events
+    assert f"Activating healthchecker for service [127.0.0.2]:tcp:{port_b} for VS {vs}" in events
+    assert f"Removing service [127.0.0.1]:tcp:{port_a} from VS {vs}" in events
+    assert f"Adding service [127.0.0.1]:tcp:{port_a} to VS {vs}" in events
 
 
 class _Mails:
@@ -411,3 +420,53 @@ async def test_checker_fifo_lines_and_mails_in_keepalived_words(tmp_path):
     assert f"[lb1] Virtualserver {vs} - DOWN" in subjects
     body = dict(mails.sent)[f"[lb1] Virtualserver {vs} - DOWN"]
     assert body == "=> Lost quorum 1+0=1 <= 0 <="
+
+
+def test_real_servers_are_named_as_keepalived_fmt_rs_whatever_the_service(tmp_path):
+    """keepalived's FMT_RS is always [IP]:PROTO:PORT with the service's protocol: ``none`` for a fwmark
+    service (its protocol is ignored) or a group of fwmarks, never the [IP]:PORT pair."""
+    from pyvrrpd.checkers import real_server_keys
+    from pyvrrpd.daemon.lvs import rs_alert, rs_fifo_label, rs_line
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(textwrap.dedent("""
+        virtual_server_group MARKS {
+            fwmark 8
+        }
+        virtual_server fwmark 7 {
+            lb_algo rr
+            lb_kind NAT
+            protocol TCP
+            real_server 203.0.113.11 80 {
+            }
+        }
+        virtual_server group MARKS {
+            lb_algo rr
+            lb_kind DR
+            real_server 203.0.113.12 443 {
+            }
+        }
+        virtual_server 198.51.100.100 53 {
+            lb_algo rr
+            lb_kind NAT
+            protocol UDP
+            real_server 203.0.113.13 5353 {
+            }
+        }
+        virtual_server 2001:db8::100 80 {
+            lb_algo rr
+            lb_kind NAT
+            protocol TCP
+            real_server 2001:db8::11 8080 {
+            }
+        }
+    """))
+    config = load(str(path), host_checks=False).config
+    names = [(rs_fifo_label(vs, key), key.vs) for vs, _, key in real_server_keys(config)]
+    assert names == [("[203.0.113.11]:none:80", "FWM 7"), ("[203.0.113.12]:none:443", "[MARKS]:0"),
+                     ("[203.0.113.13]:udp:5353", "[198.51.100.100]:udp:53"),
+                     ("[2001:db8::11]:tcp:8080", "[2001:db8::100]:tcp:80")]
+    vs, _, key = next(real_server_keys(config))
+    assert rs_line(vs, key, True) == "RS [203.0.113.11]:none:80 FWM 7 UP\n"
+    subject = rs_alert("lb1", vs, key, False, "x")[0]
+    assert subject == "[lb1] Realserver [203.0.113.11]:none:80 of virtual server FWM 7 - DOWN"

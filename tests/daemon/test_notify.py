@@ -219,3 +219,37 @@ async def test_a_flapping_instance_is_capped(tmp_path):
 
 def test_fifo_line():
     assert fifo_line("INSTANCE", "VI_1", "MASTER", 150) == 'INSTANCE "VI_1" MASTER 150\n'
+
+
+async def test_checkers_only_reload_compares_only_the_checkers_fifos(tmp_path):
+    """-C with vrrp_notify_fifo in global_defs: a SIGHUP with nothing changed (or only the VRRP FIFO, which
+    -C does not open) is no FIFO change; a change of a FIFO the checkers write still is one."""
+    from pyvrrpd import cli
+    from pyvrrpd.config.load import load
+    from pyvrrpd.daemon.root import build_subsystems
+    from pyvrrpd.observe import logs
+
+    path = tmp_path / "keepalived.conf"
+
+    def config(vrrp_fifo: str, lvs_fifo: str):
+        path.write_text(f"global_defs {{\n notify_fifo {tmp_path / 'all.fifo'}\n vrrp_notify_fifo {vrrp_fifo}\n"
+                        f" lvs_notify_fifo {lvs_fifo}\n}}\n"
+                        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n priority 100\n"
+                        f" notify_master {tmp_path / 'master.sh'}\n virtual_ipaddress {{ 198.51.100.100 }}\n}}\n"
+                        "virtual_server 198.51.100.100 80 {\n protocol TCP\n real_server 203.0.113.1 80 {\n }\n}\n")
+        return load(str(path), host_checks=False).config
+
+    first = config(str(tmp_path / "vrrp.fifo"), str(tmp_path / "lvs.fifo"))
+    notifier, _lvs = build_subsystems(cli.build_parser().parse_args(["-C"]), first, logs.get("test"))
+    assert notifier.settings.vrrp is None and notifier.table.scripts == {} and notifier.mailer is None
+    assert await notifier.reconfigure(first) is None
+    assert await notifier.reconfigure(config(str(tmp_path / "other.fifo"), str(tmp_path / "lvs.fifo"))) is None
+    assert notifier.table.scripts == {}  # no VRRP script under -C, before or after the reload
+    changed = await notifier.reconfigure(config(str(tmp_path / "other.fifo"), str(tmp_path / "lvs2.fifo")))
+    assert changed == "notify FIFO settings changed; restart the notify subsystem"
+
+    # without -C the VRRP FIFO is the notifier's: its change is one
+    notifier = build_subsystems(cli.build_parser().parse_args([]), first, logs.get("test"))[0]
+    assert notifier.name == "notify" and notifier.settings.vrrp.path == str(tmp_path / "vrrp.fifo")
+    assert await notifier.reconfigure(first) is None
+    assert await notifier.reconfigure(config(str(tmp_path / "other.fifo"), str(tmp_path / "lvs.fifo"))) == changed
