@@ -30,6 +30,10 @@ PRECISE_WAIT = 0.02  # s: a long wait ends with a stretch this short (see Inbox.
 LONG_WAIT = 0.25  # s: waits longer than this are split in two; shorter ones have at most 0.25 ms of slack
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
 STALL_ROUNDS = 3  # after a stall, event-loop rounds the driver lets the socket readers run before its timer
+# A master's periodic advert may go this fraction of its interval early to share a ticker wake-up with the
+# masters of the same interval that are due (once: the next one is then in step with them). Groups that stay
+# apart are more than this apart, so there are fewer than 1 / EARLY_FRACTION wake-ups per interval.
+EARLY_FRACTION = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,17 +330,43 @@ class Ticker:
 
     def _run_due(self, now: float) -> None:
         heap = self._heap
+        due: list[tuple[float, Slot]] = []
         while heap and heap[0][0] <= now:
             deadline, _, slot = heapq.heappop(heap)
             if slot.at != deadline or not slot.inbox.parked:
                 continue  # the driver woke for an item (and parks again if it must)
-            self._advert(slot, deadline, now)
+            due.append((deadline, slot))
+        # Line up: for each interval the first deadline due (as the driver, no burst after a stall) is
+        # the time of the group; the masters of that interval whose deadline is at most EARLY_FRACTION of
+        # it later go now too, early (never late), and from then on in step with the group.
+        group: dict[int, float] = {}
+        for deadline, slot in due:
+            group.setdefault(slot.router.config.advert_int_us, max(deadline, now - MAX_CATCH_UP))
+        horizon = max((at + _early(interval) for interval, at in group.items()), default=-math.inf)
+        later: list[tuple[float, Slot]] = []
+        while heap and heap[0][0] <= horizon:
+            deadline, _, slot = heapq.heappop(heap)
+            if slot.at != deadline or not slot.inbox.parked:
+                continue
+            interval = slot.router.config.advert_int_us
+            at = group.get(interval)
+            (due if at is not None and deadline <= at + _early(interval) else later).append((deadline, slot))
+        for deadline, slot in later:  # not in this group: back in the heap, as they were
+            heapq.heappush(heap, (deadline, next(self._order), slot))
+        for deadline, slot in due:
+            interval = slot.router.config.advert_int_us
+            at = group[interval]
+            if deadline <= at + _early(interval):
+                self._advert(slot, at, _early(interval), now)
+            else:  # due, but after the group's time by more than EARLY_FRACTION (a late wake-up)
+                self._advert(slot, max(deadline, now - MAX_CATCH_UP), 0.0, now)
 
-    def _advert(self, slot: Slot, deadline: float, now: float) -> None:
-        """Run the timer of a parked master; it stays parked unless an action must wait."""
+    def _advert(self, slot: Slot, at: float, early: float, now: float) -> None:
+        """Run the timer of a parked master at ``at`` (<= now; its advert up to ``early`` s ahead of its
+        deadline); it stays parked unless an action must wait."""
         router = slot.router
-        slot.fed = max(slot.fed, deadline, now - MAX_CATCH_UP)  # as the driver: no burst after a stall
-        router.handle_timer(slot.fed)
+        slot.fed = max(slot.fed, at)
+        router.handle_timer(slot.fed, advert_early=early)
         waiting: list[Action] = []
         while (action := router.next_action()) is not None:
             if waiting or type(action) is not SendAdvert or not slot.effects.send_now(action):
@@ -352,6 +382,11 @@ class Ticker:
         else:
             slot.at = None
             slot.inbox.due()
+
+
+def _early(interval_us: int) -> float:
+    """How early (s) the ticker may send a periodic advert of this interval to line it up."""
+    return interval_us * EARLY_FRACTION / 1_000_000
 
 
 async def run_instance(
