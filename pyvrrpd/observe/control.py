@@ -21,6 +21,7 @@ The request head is parsed by pure functions (:func:`parse_request_line`, :func:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 DEFAULT_SOCKET = "/run/pyvrrpd/control.sock"
@@ -221,9 +223,11 @@ class ControlServer:
                     pass
 
     async def _accept(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
+        raw = listener.extra(anyio.abc.SocketAttribute.raw_socket)
+        unix = raw.family == socket.AF_UNIX
         while True:
             try:
-                stream = await listener.accept()
+                stream = await (_accept_unix(raw) if unix else listener.accept())
             except OSError:  # out of file descriptors and the like: count it, let it pass, go on
                 self.errors += 1
                 self.refused_connections += 1
@@ -237,6 +241,46 @@ class ControlServer:
         if self.log is not None:
             self.log.error(f"control endpoint: cannot listen on {where}: {exc.strerror or exc}; "
                            "running without it (pyvrrpd status will not reach this daemon)")
+
+
+async def _accept_unix(listener: socket.socket) -> UnixStream:
+    conn, _ = await asyncio.get_running_loop().sock_accept(listener)
+    conn.setblocking(False)
+    return UnixStream(conn)
+
+
+class UnixStream(anyio.abc.ByteStream):
+    """A unix connection read and written with asyncio's ``sock_recv``/``sock_sendall`` (the daemon runs
+    anyio on asyncio) instead of anyio's own unix streams. anyio 4.16's raw-socket streams and listener
+    wait on a future that a reader callback resolves; when a deadline or the daemon's stop cancels a read
+    just as the client's bytes (or its close) arrive, the callback runs on the cancelled future and asyncio
+    logs "Exception in callback ... InvalidStateError" with a traceback (a suite run hit it at the end of
+    a test, the slow client closing as the server was stopped; anyio issue 1267 is its close-side twin).
+    asyncio's sock_* calls check the future before resolving it. TCP connections go through anyio's
+    transport-based streams, which do not have the race."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._sock.fileno() < 0:
+            raise anyio.ClosedResourceError
+        data = await asyncio.get_running_loop().sock_recv(self._sock, max_bytes)
+        if not data:
+            raise anyio.EndOfStream
+        return data
+
+    async def send(self, item: bytes) -> None:
+        if self._sock.fileno() < 0:
+            raise anyio.ClosedResourceError
+        await asyncio.get_running_loop().sock_sendall(self._sock, item)
+
+    async def send_eof(self) -> None:
+        self._sock.shutdown(socket.SHUT_WR)
+
+    async def aclose(self) -> None:
+        self._sock.close()
+        await anyio.lowlevel.checkpoint()
 
 
 def _prepare_socket_path(path: str) -> None:
