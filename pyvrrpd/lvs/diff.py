@@ -10,7 +10,9 @@ into ``desired`` and leaves everything else alone:
 * additions and edits come first, removals last (destinations before their services), so a swap
   (sorry server in, real servers out) never leaves a service empty in between;
 * an owned service that is no longer desired is deleted only when no foreign destination is left in
-  it (deleting a service deletes its destinations).
+  it; deleting a service deletes its destinations, so those get no DelDest of their own (a stop of
+  1,000 services x 10 destinations is 1,000 operations, not 11,000). A service kept for a foreign
+  destination has its owned destinations deleted one by one.
 
 :func:`apply` is the kernel's behaviour for the same operations on a :class:`Table` value; the
 in-memory fake and the property tests use it.
@@ -19,7 +21,7 @@ in-memory fake and the property tests use it.
 from __future__ import annotations
 
 import errno
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from pyvrrpd.lvs.table import FLAGS_COMPARED, Destination, DestKey, Service, ServiceKey, Table
@@ -148,16 +150,22 @@ def diff(
     ops += adds
 
     foreign_left: set[ServiceKey] = set()  # services that keep someone else's destinations
-    for skey, dkey in actual.dests:
-        if (skey, dkey) in desired.dests:
+    stale: list[tuple[ServiceKey, DestKey]] = []
+    for key in actual.dests:
+        if key in desired.dests:
             continue
-        if (skey, dkey) in owned_dests:
-            ops.append(DelDest(skey, dkey))
+        if key in owned_dests:
+            stale.append(key)
         else:
-            foreign_left.add(skey)
-    for skey in actual.services:
-        if skey in owned_services and skey not in desired.services and skey not in foreign_left:
-            ops.append(DelService(skey))
+            foreign_left.add(key[0])
+    gone = [skey for skey in actual.services
+            if skey in owned_services and skey not in desired.services and skey not in foreign_left]
+    if gone:  # the kernel's DEL_SERVICE deletes the service's destinations with it: no DelDest for them
+        going = set(gone)
+        ops += [DelDest(skey, dkey) for skey, dkey in stale if skey not in going]
+    else:
+        ops += [DelDest(skey, dkey) for skey, dkey in stale]
+    ops += [DelService(skey) for skey in gone]
     return ops
 
 
@@ -173,18 +181,81 @@ class OpError(Exception):
         super().__init__(f"{op}: {errno.errorcode.get(code, code)}")
 
 
+class IndexedDests(dict):
+    """A table's destinations that also know which ones each service holds, so that deleting a service
+    costs its own destinations rather than a scan of the whole table (deleting 1,000 services of 10
+    destinations one by one would otherwise look at 10 million keys). Every way of changing the
+    dictionary keeps the index: tests change the fake kernel's table behind the reconciler's back."""
+
+    __slots__ = ("by_service",)
+
+    def __init__(self, items: Mapping[tuple[ServiceKey, DestKey], Destination] | None = None) -> None:
+        super().__init__()
+        self.by_service: dict[ServiceKey, dict[DestKey, None]] = {}
+        if items:
+            self.update(items)
+
+    def __setitem__(self, key: tuple[ServiceKey, DestKey], dest: Destination) -> None:
+        if key not in self:
+            self.by_service.setdefault(key[0], {})[key[1]] = None
+        dict.__setitem__(self, key, dest)
+
+    def __delitem__(self, key: tuple[ServiceKey, DestKey]) -> None:
+        dict.__delitem__(self, key)
+        self._unindex(key)
+
+    def _unindex(self, key: tuple[ServiceKey, DestKey]) -> None:
+        of = self.by_service[key[0]]
+        del of[key[1]]
+        if not of:
+            del self.by_service[key[0]]
+
+    def pop(self, key, *default):
+        if key not in self:
+            return dict.pop(self, key, *default)
+        dest = dict.pop(self, key)
+        self._unindex(key)
+        return dest
+
+    def popitem(self):
+        key, dest = dict.popitem(self)
+        self._unindex(key)
+        return key, dest
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args, **kwargs) -> None:
+        for key, dest in dict(*args, **kwargs).items():
+            self[key] = dest
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self.by_service.clear()
+
+    def keys_of(self, service: ServiceKey) -> list[tuple[ServiceKey, DestKey]]:
+        return [(service, dkey) for dkey in self.by_service.get(service, ())]
+
+
 def apply(table: Table, ops: Iterable[Operation]) -> Table:
     """The table after the kernel has carried out ``ops`` (raises OpError where it would refuse)."""
     services = dict(table.services)
-    dests = dict(table.dests)
+    dests = IndexedDests(table.dests)
     for op in ops:
         apply_one(services, dests, op)
-    return Table(services, dests)
+    return Table(services, dict(dests))
 
 
 def apply_one(services: dict[ServiceKey, Service], dests: dict[tuple[ServiceKey, DestKey], Destination],
               op: Operation) -> None:
-    """One operation on the two dictionaries of a table, in place, as the kernel does it."""
+    """One operation on the two dictionaries of a table, in place, as the kernel does it. A DelService
+    scans all of ``dests`` for the service's destinations unless they are :class:`IndexedDests`."""
     match op:
         case AddService(service=svc):
             if svc.key in services:
@@ -197,8 +268,9 @@ def apply_one(services: dict[ServiceKey, Service], dests: dict[tuple[ServiceKey,
         case DelService(key=key):
             if key not in services:
                 raise OpError(op, errno.ESRCH)
-            del services[key]
-            for k in [k for k in dests if k[0] == key]:
+            del services[key]  # and its destinations with it
+            keys = dests.keys_of(key) if isinstance(dests, IndexedDests) else [k for k in dests if k[0] == key]
+            for k in keys:
                 del dests[k]
         case AddDest(service=skey, dest=dest):
             if skey not in services:

@@ -264,7 +264,7 @@ class FakeIpvs:
 
     def __init__(self, table: Table | None = None, fail: Callable[[d.Operation], int | None] | None = None) -> None:
         self.services: dict = dict(table.services) if table else {}
-        self.dests: dict = dict(table.dests) if table else {}
+        self.dests: dict = d.IndexedDests(table.dests if table else None)  # DelService: linear, with its dests
         self.fail = fail
         self.timeouts = (0, 0, 0)  # tcp, tcpfin, udp as SetTimeouts left them (0: the kernel's default)
         self.log: list[d.Operation] = []

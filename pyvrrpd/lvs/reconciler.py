@@ -25,7 +25,7 @@ Rules (docs/lvs.md):
 * **Timeouts.** ``lvs_timeouts`` (tcp, tcpfin, udp) are set at the first pass and again at the first
   pass after each reload, as keepalived does at start and reload; a failure is retried at the next pass.
 * **Stop** (cancellation, i.e. SIGTERM): everything owned is removed (destinations, then
-  services), shielded and time-boxed; ``lvs_flush_on_stop`` flushes the table instead;
+  services; a service's DelService takes its destinations with it), shielded and time-boxed; ``lvs_flush_on_stop`` flushes the table instead;
   ``release_on_stop=False`` (keepalived's ``-I``) leaves it all in place.
 """
 
@@ -342,11 +342,18 @@ class LvsSubsystem:
         adds = done[:first_removal]
         services.update((op.service.key, op.service) for op in adds if isinstance(op, (d.AddService, d.EditService)))
         dests.update(((op.service, op.dest.key), op.dest) for op in adds if isinstance(op, (d.AddDest, d.EditDest)))
+        gone: set[t.ServiceKey] = set()  # deleted services: the kernel deleted their destinations too
         for op in done[first_removal:]:
+            if type(op) is d.DelService and op.key in services:
+                del services[op.key]
+                gone.add(op.key)
+                continue
             try:
                 d.apply_one(services, dests, op)
             except d.OpError:  # the cache was stale; the next full pass corrects it
                 self._full_due = True
+        if gone:  # (one scan for them all: apply_one's scan per service would be quadratic)
+            dests = {k: v for k, v in dests.items() if k[0] not in gone}
         return t.Table(services, dests)
 
     def _backoff(self, again: bool) -> None:

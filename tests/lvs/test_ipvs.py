@@ -199,6 +199,21 @@ def test_fake_applies_and_refuses_like_the_kernel():
     anyio.run(main)
 
 
+def test_fake_deletes_a_service_with_its_destinations_even_ones_added_behind_its_back():
+    async def main():
+        a, b, c = (Destination(DestKey(ip_address(f"203.0.113.{i}"), 80)) for i in (11, 12, 13))
+        fake = ipvs.FakeIpvs(Table({S4: Service(S4), S6: Service(S6)}, {(S4, a.key): a, (S6, a.key): a}))
+        await fake.apply(d.AddDest(S4, b))
+        fake.dests[(S4, c.key)] = c  # as a test does: someone's ipvsadm -a
+        del fake.dests[(S4, a.key)]
+        assert await fake.apply_many([d.DelService(S4)]) == [None]
+        assert fake.table == Table({S6: Service(S6)}, {(S6, a.key): a})
+        await fake.apply(d.AddService(Service(S4)))  # back, empty
+        assert fake.table == Table({S4: Service(S4), S6: Service(S6)}, {(S6, a.key): a})
+
+    anyio.run(main)
+
+
 def test_open_without_ip_vs_is_a_clear_error():
     """This host's kernel has no ip_vs (test-environment.md §1): opening fails with a NetError."""
     async def main():

@@ -139,9 +139,39 @@ async def test_foreign_entries_are_never_touched(config):
         await tg.start(lvs.run)
         assert weights(fake) == {"203.0.113.13:80": 9, "203.0.113.11:80": 1, "203.0.113.12:80": 2}
         tg.cancel_scope.cancel()
-    # on stop: our destinations go; the service stays for the foreign one; the foreign service stays
+    # on stop: our destinations go one by one; the service stays for the foreign one; the foreign service stays
     assert fake.table == Table({VS: Service(VS, "rr"), FOREIGN: Service(FOREIGN, "sh")},
                                {(VS, R13): Destination(R13, 9), (FOREIGN, R11): Destination(R11, 3)})
+    assert fake.log[-2:] == [d.DelDest(VS, R11), d.DelDest(VS, R12)]
+
+
+async def test_stop_deletes_each_service_with_its_destinations(config):
+    """SIGTERM: one DelService per owned service, no DelDest (the kernel deletes a service's destinations
+    with it), and the believed table follows."""
+    many = "".join(PLAIN.replace("198.51.100.100 80", f"198.51.100.100 {port}") for port in range(80, 85))
+    fake = FakeIpvs(Table({FOREIGN: Service(FOREIGN, "sh")}, {(FOREIGN, R11): Destination(R11, 3)}))
+    lvs = LvsSubsystem(config(many), port=fake)
+    async with anyio.create_task_group() as tg:
+        await tg.start(lvs.run)
+        assert len(fake.services) == 6 and len(fake.dests) == 11
+        fake.log.clear()
+        tg.cancel_scope.cancel()
+    assert fake.log == [d.DelService(ServiceKey(4, 6, VS.addr, port)) for port in range(80, 85)]
+    assert fake.table == Table({FOREIGN: Service(FOREIGN, "sh")}, {(FOREIGN, R11): Destination(R11, 3)})
+    assert lvs.actual == fake.table and lvs.counters.by_kind.get("DelDest", 0) == 0
+
+
+async def test_the_believed_table_loses_a_deleted_services_destinations(config):
+    lvs = LvsSubsystem(config(CONF), port=FakeIpvs())
+    have = Table({VS: Service(VS, "rr"), FOREIGN: Service(FOREIGN, "sh")},
+                 {(VS, R11): Destination(R11, 1), (VS, R12): Destination(R12, 2), (FOREIGN, R11): Destination(R11, 3)})
+    for ops in ([d.DelService(VS)], [d.DelDest(FOREIGN, R11), d.DelService(VS)], [d.DelService(VS), d.DelService(FOREIGN)],
+                [d.AddDest(FOREIGN, Destination(R13, 1)), d.DelService(VS)]):
+        lvs.actual = have
+        assert lvs._after(ops) == d.apply(have, ops)
+    lvs.actual = have
+    assert lvs._after([d.DelService(VS), d.DelService(VS)]) == Table(  # (a stale cache: corrected by a full pass)
+        {FOREIGN: Service(FOREIGN, "sh")}, {(FOREIGN, R11): Destination(R11, 3)}) and lvs._full_due
 
 
 async def test_release_on_stop_false_keeps_the_table(config):

@@ -111,11 +111,19 @@ def go(lvs, body=None):
 def test_programs_an_empty_table_and_removes_it_on_stop(config):
     seen = {}
 
+    async def open_port():
+        return Watched(await KernelIpvs.open(), [])
+
+    lvs = LvsSubsystem(config, open_port=open_port)
+
     async def body():
         seen["table"] = saved()
+        lvs._port.ops.clear()
 
-    go(LvsSubsystem(config), body)
+    go(lvs, body)
     assert seen["table"] == OURS
+    # the kernel's DEL_SERVICE deletes the service's destinations with it: one operation per service
+    assert sorted(map(str, lvs._port.ops)) == ["delete service FWM 5", "delete service TCP 198.51.100.100:80"]
     assert saved() == []
 
 
