@@ -419,13 +419,8 @@ class VirtualRouter:
         else:
             self._master_receive(adv, src, _us(now))
 
-    def handle_timer(self, now: float, *, advert_early: float = 0.0) -> None:
-        """Run whatever is due at ``now``; calling it early or twice does nothing.
-
-        ``advert_early`` (seconds): as master, also send the periodic advert if it falls due within that
-        much after ``now``. A daemon lines up the adverts of masters with the same interval in one wake-up
-        that way; the advert goes out at ``now`` and the next one is due an interval after ``now`` (the
-        RFC's Adver_Timer, reset when an advert is sent), so the advert is early once, not every time."""
+    def handle_timer(self, now: float) -> None:
+        """Run whatever is due at ``now``; calling it early or twice does nothing."""
         t = _us(now)
         if self._state is State.BACKUP:
             if self._down_at is not None and t >= self._down_at:
@@ -447,7 +442,7 @@ class VirtualRouter:
                 self._emit(SendGratuitous(self._all_addresses, self._config.garp_master_refresh_repeat,
                                           GarpReason.REFRESH))
                 self._refresh_at = t + self._config.garp_master_refresh_us
-            if self._adver_at is not None and t + _us(advert_early) >= self._adver_at:
+            if self._adver_at is not None and t >= self._adver_at:
                 self._send_advert(AdvertReason.PERIODIC, t)
 
     # ---- outputs -------------------------------------------------------------------------

@@ -30,10 +30,6 @@ PRECISE_WAIT = 0.02  # s: a long wait ends with a stretch this short (see Inbox.
 LONG_WAIT = 0.25  # s: waits longer than this are split in two; shorter ones have at most 0.25 ms of slack
 MAX_CATCH_UP = 0.02  # wake-up lateness (s) absorbed so adverts keep their period; more is a stall
 STALL_ROUNDS = 3  # after a stall, event-loop rounds the driver lets the socket readers run before its timer
-# A master's periodic advert may go this fraction of its interval early to share a ticker wake-up with the
-# masters of the same interval that are due (once: the next one is then in step with them). Groups that stay
-# apart are more than this apart, so there are fewer than 1 / EARLY_FRACTION wake-ups per interval.
-EARLY_FRACTION = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,15 +271,10 @@ class Ticker:
     once for every master instead of once each). Backups, and instances busy with an input, wait for
     their deadlines in their own tasks, as before.
 
-    Masters of the same advert interval line up: when the ticker wakes for an advert due at T, those of
-    that interval due within EARLY_FRACTION of it after T go at T too (early once, never late; the
-    router's Adver_Timer restarts from T, so they stay in step and the intervals do not drift).
-
     Measured with bench/vrrp_scale.py (100 VRRPv3 masters at 0.1 s; bench/README.md): CPU per 1,000
-    adverts 72.2 ms with a task per instance (2.1x keepalived's); with the ticker 29.2 ms in one run
-    (0.90x) but up to 2.7x in others, as the wake-ups followed the masters' phases (from 2 to about 30
-    per 0.1 s); with the masters lined up 35.6-37.0 ms (0.88x-0.97x, --full) and 421 epoll_wait calls
-    in 10 s instead of 6,443.
+    adverts 72.2 ms before (2.1x keepalived's), 29.2 ms after (0.90x; keepalived 32.4 in the same run),
+    though 1.4x-2.4x in other runs: the cost is mostly the wake-ups, and how many adverts share one
+    depends on how the masters' phases fall (from 2 to about 30 wake-ups per 0.1 s for 100 masters).
     """
 
     def __init__(self) -> None:
@@ -335,43 +326,17 @@ class Ticker:
 
     def _run_due(self, now: float) -> None:
         heap = self._heap
-        due: list[tuple[float, Slot]] = []
         while heap and heap[0][0] <= now:
             deadline, _, slot = heapq.heappop(heap)
             if slot.at != deadline or not slot.inbox.parked:
                 continue  # the driver woke for an item (and parks again if it must)
-            due.append((deadline, slot))
-        # Line up: for each interval the first deadline due (as the driver, no burst after a stall) is
-        # the time of the group; the masters of that interval whose deadline is at most EARLY_FRACTION of
-        # it later go now too, early (never late), and from then on in step with the group.
-        group: dict[int, float] = {}
-        for deadline, slot in due:
-            group.setdefault(slot.router.config.advert_int_us, max(deadline, now - MAX_CATCH_UP))
-        horizon = max((at + _early(interval) for interval, at in group.items()), default=-math.inf)
-        later: list[tuple[float, Slot]] = []
-        while heap and heap[0][0] <= horizon:
-            deadline, _, slot = heapq.heappop(heap)
-            if slot.at != deadline or not slot.inbox.parked:
-                continue
-            interval = slot.router.config.advert_int_us
-            at = group.get(interval)
-            (due if at is not None and deadline <= at + _early(interval) else later).append((deadline, slot))
-        for deadline, slot in later:  # not in this group: back in the heap, as they were
-            heapq.heappush(heap, (deadline, next(self._order), slot))
-        for deadline, slot in due:
-            interval = slot.router.config.advert_int_us
-            at = group[interval]
-            if deadline <= at + _early(interval):
-                self._advert(slot, at, _early(interval), now)
-            else:  # due, but after the group's time by more than EARLY_FRACTION (a late wake-up)
-                self._advert(slot, max(deadline, now - MAX_CATCH_UP), 0.0, now)
+            self._advert(slot, deadline, now)
 
-    def _advert(self, slot: Slot, at: float, early: float, now: float) -> None:
-        """Run the timer of a parked master at ``at`` (<= now; its advert up to ``early`` s ahead of its
-        deadline); it stays parked unless an action must wait."""
+    def _advert(self, slot: Slot, deadline: float, now: float) -> None:
+        """Run the timer of a parked master; it stays parked unless an action must wait."""
         router = slot.router
-        slot.fed = max(slot.fed, at)
-        router.handle_timer(slot.fed, advert_early=early)
+        slot.fed = max(slot.fed, deadline, now - MAX_CATCH_UP)  # as the driver: no burst after a stall
+        router.handle_timer(slot.fed)
         waiting: list[Action] = []
         while (action := router.next_action()) is not None:
             if waiting or type(action) is not SendAdvert or not slot.effects.send_now(action):
@@ -387,11 +352,6 @@ class Ticker:
         else:
             slot.at = None
             slot.inbox.due()
-
-
-def _early(interval_us: int) -> float:
-    """How early (s) the ticker may send a periodic advert of this interval to line it up."""
-    return interval_us * EARLY_FRACTION / 1_000_000
 
 
 async def run_instance(

@@ -604,22 +604,3 @@ def test_periodic_adverts_reuse_one_advertisement_until_something_in_it_changes(
     backup.handle_timer(backup.get_timer())
     [renewed] = [a.advert for a in drain(backup) if isinstance(a, SendAdvert)]
     assert renewed == after and renewed is not after
-
-
-def test_a_masters_periodic_advert_may_go_early_and_the_next_is_an_interval_after_it() -> None:
-    r, t = master(garp_master_delay_us=0)
-    due = timer_us(r)
-    assert due == t + S
-    r.handle_timer((due - 250_001) / S, advert_early=0.25)  # not within 250 ms: nothing
-    assert drain(r) == [] and timer_us(r) == due
-    r.handle_timer((due - 250_000) / S, advert_early=0.25)
-    assert [short(a) for a in drain(r)] == ["advert 100 periodic"]
-    assert timer_us(r) == due - 250_000 + S  # the Adver_Timer restarts when the advert is sent
-
-
-def test_advert_early_does_not_bring_a_backups_down_timer_forward() -> None:
-    r, t = backup()
-    down = timer_us(r)
-    assert down is not None
-    r.handle_timer((down - 1) / S, advert_early=10.0)
-    assert r.state is State.BACKUP and drain(r) == [] and timer_us(r) == down
