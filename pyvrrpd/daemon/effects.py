@@ -91,7 +91,6 @@ class BlockPort(Protocol):
 
 class AdvertSocket(Protocol):
     async def send(self, message: bytes, dst: IPAddress, *, src: IPAddress | None = None, ttl: int = 255) -> None: ...
-    def send_nowait(self, message: bytes, dst: IPAddress, *, src: IPAddress | None = None, ttl: int = 255) -> None: ...
 
 
 class FramePort(Protocol):
@@ -209,7 +208,6 @@ class InstanceEffects:
         self._limit = ratelimit or RateLimit()
         self._bursts: set[anyio.CancelScope] = set()
         self._encoded: tuple[Advertisement, IPAddress, tuple[tuple[IPAddress, bytes], ...]] | None = None
-        self._unsent: tuple[SendAdvert, tuple[tuple[IPAddress, bytes], ...]] | None = None  # see send_now
 
     async def apply(self, action: Action) -> None:
         if self.keep_on_stop and self._kept(action):
@@ -259,41 +257,8 @@ class InstanceEffects:
 
     # -- adverts ------------------------------------------------------------------------------
 
-    def send_now(self, action: SendAdvert) -> bool:
-        """Carry out a SendAdvert without waiting (the shared timer task's periodic adverts): True when done
-        (sent, or failed and counted, as ``apply`` does); False when the socket's buffer is full, and then
-        ``apply(action)`` sends what is left, waiting for room."""
-        if self.keep_on_stop and self._kept(action):
-            return True
-        sock, messages = self._advert_messages(action)
-        for i, (dst, message) in enumerate(messages):
-            try:
-                sock.send_nowait(message, dst, src=self.source, ttl=self.plan.ttl)
-            except BlockingIOError:
-                self._unsent = (action, messages[i:])
-                return False
-            except NetError as exc:
-                self._advert_failed(action, exc)
-            else:
-                self.stats.adverts_sent += 1
-        return True
-
     async def _send_advert(self, action: SendAdvert) -> None:
-        unsent, self._unsent = self._unsent, None
-        if unsent is not None and unsent[0] is action and (sock := self.tx()) is not None:
-            messages = unsent[1]  # send_now began it
-        else:
-            sock, messages = self._advert_messages(action)
-        for dst, message in messages:
-            try:
-                await sock.send(message, dst, src=self.source, ttl=self.plan.ttl)
-            except NetError as exc:
-                self._advert_failed(action, exc)
-            else:
-                self.stats.adverts_sent += 1
-
-    def _advert_messages(self, action: SendAdvert) -> tuple[AdvertSocket | None, tuple[tuple[IPAddress, bytes], ...]]:
-        """Log the advert as keepalived does; the socket and what to send (nothing without a socket, counted)."""
+        plan = self.plan
         if action.advert.priority == 0:
             self.log.info(self._text(action), reason=action.reason.value)
         elif action.reason is not AdvertReason.PERIODIC:
@@ -301,16 +266,19 @@ class InstanceEffects:
         sock = self.tx()
         if sock is None:
             self.stats.adverts_unsent += 1
-            return None, ()
-        return sock, self._encode(action.advert)
-
-    def _advert_failed(self, action: SendAdvert, exc: NetError) -> None:
-        self.stats.advert_errors += 1
-        count = self._limit(("send advert", exc.errno))
-        # Leaving MASTER for FAULT usually means the link is down: expected to fail.
-        level = self.log.info if action.reason is AdvertReason.FAULT else self.log.error
-        if count:
-            level(f"({self.plan.name}) cannot send advert: {exc}", count=count)
+            return
+        for dst, message in self._encode(action.advert):
+            try:
+                await sock.send(message, dst, src=self.source, ttl=plan.ttl)
+            except NetError as exc:
+                self.stats.advert_errors += 1
+                count = self._limit(("send advert", exc.errno))
+                # Leaving MASTER for FAULT usually means the link is down: expected to fail.
+                level = self.log.info if action.reason is AdvertReason.FAULT else self.log.error
+                if count:
+                    level(f"({plan.name}) cannot send advert: {exc}", count=count)
+            else:
+                self.stats.adverts_sent += 1
 
     def _encode(self, advert: Advertisement) -> tuple[tuple[IPAddress, bytes], ...]:
         """The advert's bytes per destination. The router hands out the same Advertisement object for

@@ -6,8 +6,6 @@ Task tree (inside the root's task group; asyncio backend because pyroute2 is asy
                    interfaces concerned: (re)open sockets, (re)create VMACs, set or clear the
                    instance's fault reason from source ``link:IFNAME``
     port readers   one per (interface, family): decode + demultiplex into the instances' inboxes
-    ticker         the periodic adverts of every master: one heap of deadlines, one wake-up for all
-                   adverts due together (daemon.instance.Ticker)
     instances      daemon.instance.run_instance per vrrp_instance, each in its own task group that
                    also holds its GARP bursts; on cancel each master sends priority 0 and removes
                    its VIPs (shielded, time-boxed, in run_instance)
@@ -53,7 +51,6 @@ from pyvrrpd.daemon.instance import (
     Reload,
     SetFault,
     SetPriorityDelta,
-    Ticker,
     feed,
     run_instance,
 )
@@ -130,7 +127,6 @@ class Vrrp:
         self._netlink: Netlink | None = None
         self._tg = None  # the task group of run(): instances and readers started on a reload go there
         self._readers: dict[tuple[str, int], anyio.CancelScope] = {}
-        self.ticker = Ticker()  # the periodic adverts of every master (daemon.instance.Ticker)
         self.reports = Reporter([p.name for p in plans], sync_groups(config, plans), notify, self._send_to,
                                 self._router_of, self.log)
         self.instances = [self._build(plan) for plan in plans]
@@ -240,7 +236,6 @@ class Vrrp:
             await anyio.sleep(delay / 1e6)
         for port in self.ports.values():
             self._start_reader(port)
-        await tg.start(self.ticker.run, name="ticker")
         for inst in self.instances:
             await tg.start(self._run_instance, inst, name=f"instance {inst.plan.name}")
         if not self.instances:
@@ -281,8 +276,9 @@ class Vrrp:
         finally:
             inst.done.set()
 
-    async def _drive(self, inst: Instance, scope: anyio.CancelScope, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        await run_instance(inst.router, inst.inbox, inst.effects, ticker=self.ticker, task_status=task_status)
+    @staticmethod
+    async def _drive(inst: Instance, scope: anyio.CancelScope, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        await run_instance(inst.router, inst.inbox, inst.effects, task_status=task_status)
         scope.cancel()  # its inbox was closed (a reload removed it): its GARP bursts end too
 
     # -- reload -----------------------------------------------------------------------------------

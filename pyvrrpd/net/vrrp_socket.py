@@ -103,33 +103,21 @@ class VrrpSocket:
 
         `src` overrides `self.source` (e.g. an instance's unicast_src_ip); `ttl` is for `unicast_ttl`.
         """
-        try:
-            self.send_nowait(message, dst, src=src, ttl=ttl)
-        except BlockingIOError:
-            # A raw socket's send buffer only fills under extreme load; wait for room once, then give up.
-            await anyio.wait_writable(self._sock)
-            target, header, address, ancillary = self._route_of(message, dst, src, ttl)
-            try:
-                self._transmit(header, message, address, ancillary)
-            except OSError as exc:
-                raise NetError.wrap(exc, "send advert", ifname=self.ifname, target=target) from None
-
-    def send_nowait(self, message: bytes, dst: IPAddress | str, *, src: IPAddress | str | None = None,
-                    ttl: int = VRRP_TTL) -> None:
-        """send() without waiting: BlockingIOError when the socket's send buffer is full (nothing was sent)."""
-        target, header, address, ancillary = self._route_of(message, dst, src, ttl)
-        try:
-            self._transmit(header, message, address, ancillary)
-        except BlockingIOError:
-            raise
-        except OSError as exc:
-            raise NetError.wrap(exc, "send advert", ifname=self.ifname, target=target) from None
-
-    def _route_of(self, message: bytes, dst, src, ttl: int) -> tuple:
         source = self.source if src is None else src
         key = (dst, source, ttl, len(message))
         route = self._routes.get(key)
-        return route if route is not None else self._route(key)
+        if route is None:
+            route = self._route(key)
+        target, header, address, ancillary = route
+        try:
+            try:
+                self._transmit(header, message, address, ancillary)
+            except BlockingIOError:
+                # A raw socket's send buffer only fills under extreme load; wait for room once, then give up.
+                await anyio.wait_writable(self._sock)
+                self._transmit(header, message, address, ancillary)
+        except OSError as exc:
+            raise NetError.wrap(exc, "send advert", ifname=self.ifname, target=target) from None
 
     def _transmit(self, header: bytes, message: bytes, address: tuple, ancillary: tuple) -> None:
         if self.version == 4:

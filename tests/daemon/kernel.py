@@ -54,9 +54,6 @@ class FakeSocket:
         self.groups.append(group)
 
     async def send(self, message: bytes, dst, *, src=None, ttl: int = 255) -> None:
-        self.send_nowait(message, dst, src=src, ttl=ttl)
-
-    def send_nowait(self, message: bytes, dst, *, src=None, ttl: int = 255) -> None:
         adv = decode(message, family=self.version, src=src, dst=dst, ttl=ttl, unicast=not dst.is_multicast)
         self.kernel.sent.append(Sent(anyio.current_time(), self.ifname, dst, adv))
 

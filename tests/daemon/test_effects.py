@@ -93,9 +93,6 @@ class FakeSocket:
         self.error = error
 
     async def send(self, message, dst, *, src=None, ttl=255):
-        self.send_nowait(message, dst, src=src, ttl=ttl)
-
-    def send_nowait(self, message, dst, *, src=None, ttl=255):
         if self.error:
             raise self.error
         self.sent.append((message, dst, src, ttl))
@@ -153,36 +150,6 @@ async def test_an_advert_is_encoded_once_and_again_for_a_new_source():
     assert src == ip("198.51.100.21") and new_source != sock.sent[0][0]
     assert decode(new_source, family=4, src=src, dst=dst, ttl=255).checksum_form is ChecksumForm.PSEUDO_HEADER
     assert decode(zero, family=4, src=src, dst=dst, ttl=255).priority == 0
-
-
-@pytest.mark.anyio
-async def test_send_now_sends_at_once_and_leaves_what_a_full_buffer_refused_to_apply():
-    peers = (ip("198.51.100.12"), ip("198.51.100.13"))
-
-    class FullAfterOne(FakeSocket):
-        def send_nowait(self, message, dst, *, src=None, ttl=255):
-            if self.sent:
-                raise BlockingIOError
-            super().send_nowait(message, dst, src=src, ttl=ttl)
-
-    sock = FullAfterOne()
-    e = effects(make_plan(peers=peers), sock=sock)
-    action = SendAdvert(advert(), AdvertReason.PERIODIC)
-    assert e.send_now(action) is False  # the first peer's copy went, the second's must wait
-    assert [dst for _, dst, _, _ in sock.sent] == [peers[0]] and e.stats.adverts_sent == 1
-    sock.send_nowait = lambda message, dst, **kw: FakeSocket.send_nowait(sock, message, dst, **kw)  # room again
-    await e.apply(action)  # the ticker hands it to the driver: only what is left goes
-    assert [dst for _, dst, _, _ in sock.sent] == list(peers) and e.stats.adverts_sent == 2
-    assert e.send_now(action) is True and e.stats.adverts_sent == 4
-
-
-def test_send_now_counts_errors_as_apply_does():
-    e = effects(sock=FakeSocket(NetError("send advert", errno=errno.ENETDOWN)))
-    assert e.send_now(SendAdvert(advert(), AdvertReason.PERIODIC)) is True
-    assert e.stats.advert_errors == 1 and e.stats.adverts_sent == 0
-    unsent = effects(sock=None)
-    assert unsent.send_now(SendAdvert(advert(), AdvertReason.PERIODIC)) is True
-    assert unsent.stats.adverts_unsent == 1
 
 
 @pytest.mark.anyio

@@ -8,27 +8,9 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from pyvrrpd.core.actions import (
-    AdvertReason,
-    ClaimAddresses,
-    ReleaseAddresses,
-    SendAdvert,
-    SendGratuitous,
-    State,
-    StateChanged,
-)
-from pyvrrpd.core.packet import ADVERTISEMENT, Advertisement
+from pyvrrpd.core.actions import ClaimAddresses, ReleaseAddresses, SendAdvert, State, StateChanged
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
-from pyvrrpd.daemon.instance import (
-    Inbox,
-    Packet,
-    Reconfigure,
-    SetFault,
-    SetPriorityDelta,
-    SyncMove,
-    Ticker,
-    run_instance,
-)
+from pyvrrpd.daemon.instance import Inbox, Packet, Reconfigure, SetFault, SetPriorityDelta, SyncMove, run_instance
 
 VIP = ipaddress.ip_address("198.51.100.100")
 
@@ -38,27 +20,15 @@ class Wire:
 
     def __init__(self, name: str, log: list, peers: dict):
         self.name, self.log, self.peers = name, log, peers
-        self.muted: bool | str = False  # "busy": send_now refuses (a full socket buffer), apply sends
+        self.muted = False
         self.batches: list[int] = []  # len(log) at the end of each batch of actions
-        self.sent_now = 0  # adverts the ticker sent without waking the driver
 
     async def apply(self, action) -> None:
         self.log.append((anyio.current_time(), self.name, action))
-        if isinstance(action, SendAdvert) and self.muted is not True:
+        if isinstance(action, SendAdvert) and not self.muted:
             for name, (inbox, src) in self.peers.items():
                 if name != self.name:
                     inbox.send_nowait(Packet(action.advert, self.peers[self.name][1]))
-
-    def send_now(self, action) -> bool:
-        if self.muted == "busy":  # as a full socket buffer: the advert must wait (apply)
-            return False
-        self.log.append((anyio.current_time(), self.name, action))
-        self.sent_now += 1
-        if not self.muted:
-            for name, (inbox, src) in self.peers.items():
-                if name != self.name:
-                    inbox.send_nowait(Packet(action.advert, self.peers[self.name][1]))
-        return True
 
     def flushed(self) -> None:
         self.batches.append(len(self.log))
@@ -190,120 +160,3 @@ async def test_sync_moves_go_through_the_inbox_and_each_batch_ends_with_flushed(
         assert d1.state is State.BACKUP
         tg.cancel_scope.cancel()
     assert wire.batches[-1] == len(log)  # the stop too
-
-
-def periodic(log, name="d1") -> list[float]:
-    return [t for t, n, a in log if n == name and isinstance(a, SendAdvert) and a.reason is AdvertReason.PERIODIC]
-
-
-@pytest.mark.anyio
-async def test_the_ticker_sends_a_masters_periodic_adverts_on_time_without_waking_its_driver():
-    log, inbox, d1, wire = alone()
-    d1 = VirtualRouter(replace(d1.config, garp_master_delay_us=0))  # its second burst goes to the driver
-    async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, wire)
-        await anyio.sleep(10.5)
-        tg.cancel_scope.cancel()
-    times = periodic(log)
-    assert len(times) >= 5 and wire.sent_now == len(times)  # every one by the ticker
-    assert all(b - a == pytest.approx(1.0, abs=1e-6) for a, b in zip(times, times[1:]))
-
-
-@pytest.mark.anyio
-async def test_one_ticker_serves_many_masters_each_on_its_own_schedule():
-    ticker = Ticker()
-    logs, wires = [], []
-    async with anyio.create_task_group() as tg:
-        await tg.start(ticker.run)
-        for i, interval in enumerate((1_000_000, 300_000, 700_000)):
-            log: list = []
-            inbox = Inbox(10)
-            r = VirtualRouter(RouterConfig(name=f"d{i}", vrid=10 + i, priority=150, version=3,
-                                           advert_int_us=interval, source=ipaddress.ip_address("198.51.100.11"),
-                                           addresses=(VIP,), garp_master_delay_us=0))
-            wire = Wire(f"d{i}", log, {f"d{i}": (inbox, ipaddress.ip_address("198.51.100.11"))})
-            await tg.start(lambda r=r, inbox=inbox, wire=wire, **kw: run_instance(r, inbox, wire, ticker=ticker, **kw))
-            await anyio.sleep(0.123)  # different phases
-            logs.append(log)
-            wires.append(wire)
-        await anyio.sleep(12)
-        tg.cancel_scope.cancel()
-    for log, wire, interval in zip(logs, wires, (1.0, 0.3, 0.7)):
-        times = periodic(log, wire.name)
-        assert len(times) > 5 and wire.sent_now == len(times)
-        assert all(b - a == pytest.approx(interval, abs=1e-6) for a, b in zip(times, times[1:]))
-
-
-@pytest.mark.anyio
-async def test_an_advert_the_ticker_cannot_send_at_once_goes_to_the_driver_on_time():
-    log, inbox, d1, wire = alone()
-    wire.muted = "busy"
-    async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, wire)
-        await anyio.sleep(10.5)
-        tg.cancel_scope.cancel()
-    times = periodic(log)
-    assert len(times) >= 5 and wire.sent_now == 0
-    assert all(b - a == pytest.approx(1.0, abs=1e-6) for a, b in zip(times, times[1:]))
-
-
-@pytest.mark.anyio
-async def test_gratuitous_bursts_due_with_an_advert_go_to_the_driver_in_the_routers_order():
-    log, inbox, d1, wire = alone()
-    d1 = VirtualRouter(replace(d1.config, garp_master_refresh_us=2_000_000, garp_master_delay_us=0))
-    async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, wire)
-        await anyio.sleep(10.5)
-        tg.cancel_scope.cancel()
-    refresh = [t for t, _, a in log if isinstance(a, SendGratuitous) and a.reason.value == "refresh"]
-    assert len(refresh) >= 3
-    assert all(b - a == pytest.approx(2.0, abs=1e-6) for a, b in zip(refresh, refresh[1:]))
-    times = periodic(log)
-    assert all(b - a == pytest.approx(1.0, abs=1e-6) for a, b in zip(times, times[1:]))
-    # the refresh and the advert due with it: the burst first, as the router emits them
-    for t in refresh:
-        i = next(i for i, (u, _, a) in enumerate(log) if u == t and isinstance(a, SendGratuitous))
-        assert isinstance(log[i + 1][2], SendAdvert) and log[i + 1][0] == t
-
-
-@pytest.mark.anyio
-async def test_after_a_stall_the_ticker_sends_one_advert_not_a_burst_and_lets_the_readers_in_first(anyio_backend):
-    clock = anyio_backend[1]["clock"]
-    log, inbox, d1, wire = alone()
-    d1 = VirtualRouter(replace(d1.config, garp_master_delay_us=0))
-    rival = Advertisement(2, ADVERTISEMENT, 51, 200, 1, 0, 1, 0, (VIP,), bytes(8))
-    async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, wire)
-        await anyio.sleep(5.5)
-        assert d1.state is State.MASTER
-        before = len(periodic(log))
-
-        async def reader():  # what the kernel queued during the stall, handed over in the next loop round
-            await anyio.sleep(0)
-            inbox.send_nowait(Packet(rival, ipaddress.ip_address("198.51.100.12")))
-
-        clock.jump(3.3)  # the process stops (SIGSTOP, starvation) through three adverts' deadlines
-        tg.start_soon(reader)
-        await anyio.sleep(0.001)
-        tg.cancel_scope.cancel()
-    # the rival's advert, queued during the stall, went first: no overdue advert as master
-    assert len(periodic(log)) == before and d1.state is State.INITIALIZE
-    assert any(isinstance(a, StateChanged) and a.new is State.BACKUP for _, _, a in log)
-
-
-@pytest.mark.anyio
-async def test_after_a_stall_alone_the_master_sends_once_and_keeps_its_interval(anyio_backend):
-    clock = anyio_backend[1]["clock"]
-    log, inbox, d1, wire = alone()
-    d1 = VirtualRouter(replace(d1.config, garp_master_delay_us=0))
-    async with anyio.create_task_group() as tg:
-        await tg.start(run_instance, d1, inbox, wire)
-        await anyio.sleep(5.5)
-        t_stall = anyio.current_time()
-        clock.jump(3.3)
-        await anyio.sleep(5)
-        tg.cancel_scope.cancel()
-    after = [t for t in periodic(log) if t > t_stall]
-    assert after[0] == pytest.approx(t_stall + 3.3, abs=1e-6)  # one advert at once, not three
-    assert all(b - a == pytest.approx(1.0, abs=1e-6) for a, b in zip(after[1:], after[2:]))
-    assert after[1] - after[0] == pytest.approx(1.0 - 0.02, abs=1e-6)  # caught up to 20 ms behind the clock

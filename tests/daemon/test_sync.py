@@ -90,21 +90,16 @@ class Effects:
         self.listener = node.reporter.listener(lambda: name)
 
     async def apply(self, action) -> None:
-        if isinstance(action, SendAdvert):
-            self.send_now(action)
-        if type(action).__name__ in ("StateChanged", "PriorityChanged", "Notice", "WantMaster"):
-            self.listener.action(action)
-
-    def send_now(self, action) -> bool:
         node = self.node
-        if self.name not in node.dropped:
+        if isinstance(action, SendAdvert) and self.name not in node.dropped:
             for other in node.lan:
                 if other is not node:
                     try:
                         other.inboxes[self.name].send_nowait(Packet(action.advert, node.source))
                     except anyio.ClosedResourceError:
                         pass
-        return True
+        if type(action).__name__ in ("StateChanged", "PriorityChanged", "Notice", "WantMaster"):
+            self.listener.action(action)
 
     def flushed(self) -> None:
         self.listener.flushed()
