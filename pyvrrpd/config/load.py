@@ -6,9 +6,9 @@ a config that ``--check-config`` accepts is exactly the config the daemon runs.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, replace
 
+from pyvrrpd.collector import burst
 from pyvrrpd.config.diagnostics import Diagnostic, Severity, sort_key
 
 
@@ -60,7 +60,7 @@ def load(
 
     Safe to call in a running daemon, from any thread: it reads files and makes new objects.
     The only process-wide thing it touches is the cyclic collector, paused while it runs and
-    then left as it was; objects the caller froze with ``gc.freeze()`` stay frozen.
+    then left as it was; objects frozen with ``pyvrrpd.collector.freeze()`` stay frozen.
 
     ``keep``: a list that gets the objects made on the way (the parser's tree, the
     builder's drafts) instead of their being freed on return. A process that exits
@@ -72,10 +72,9 @@ def load(
     from pyvrrpd.config.parser import parse
 
     # A config is a burst of small objects that all stay alive: the cyclic garbage collector
-    # would only rescan them (it took about half of the build time on large configs).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    # would only rescan them (it took about half of the build time on large configs), and the first
+    # collection after the load would scan all of it (60 ms for 100,000 lines): see pyvrrpd.collector.
+    with burst():
         lines, diags = read_config(path, config_id=config_id, include_check=include_check)
         root, parse_diags = parse(lines)
         diags.extend(parse_diags)
@@ -83,17 +82,6 @@ def load(
         diags.extend(build_diags)
         if keep is not None:
             keep.append(root)
-    finally:
-        if gc_was_enabled:
-            if not gc.get_freeze_count():
-                # Everything made here is young for the collector, and the first collection
-                # after this would scan all of it (60 ms for 100,000 lines). freeze() then
-                # unfreeze() moves every tracked object to the oldest generation without a
-                # scan. Only when nothing is frozen: unfreeze() would also thaw what a running
-                # daemon froze on purpose (it freezes once, at start, before any reload).
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
     if strict:
         diags = [
             replace(d, severity=Severity.ERROR, notes=d.notes + ("a warning, made an error by --strict",))

@@ -31,16 +31,15 @@ Rules (docs/lvs.md):
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
 import anyio.lowlevel
 
+from pyvrrpd.collector import burst
 from pyvrrpd.config import model
 from pyvrrpd.lvs import diff as d
 from pyvrrpd.lvs import table as t
@@ -54,31 +53,6 @@ STOP_SECONDS = 30.0  # time box for removing what pyvrrpd owns on stop
 DUMP_SHARE = 50  # the resync interval is at least this many times the last dump's duration
 BATCH = 64  # operations sent in one datagram, and between two checkpoints (the kernel answers at once)
 ERROR_LOG_LIMIT = 20  # kernel errors logged per pass; the rest are counted
-
-
-@contextlib.contextmanager
-def no_gc_collections() -> Iterator[None]:
-    """Python's cyclic garbage collector held off for a synchronous burst of allocation (never across an
-    await): computing a table of 10,000s of entries allocates enough to trigger collections that scan every
-    object of the config again and again (half of a first pass's CPU, bench/ipvs_encode.py). Nothing made
-    there forms a cycle (reference counting frees it); the collector runs as usual afterwards.
-
-    What the burst made and kept (the table, the operations) would still be scanned by the first
-    collection after it: ~25 of a first pass's ~105 ms CPU on the development machine, 1,000 x 10
-    (bench/ipvs_encode.py). While nothing is frozen (at start: the daemon freezes once everything has
-    started), ``freeze()`` then ``unfreeze()`` moves every tracked object to the oldest generation
-    without a scan, as ``config.load`` does."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 @dataclass
@@ -250,7 +224,7 @@ class LvsSubsystem:
         if self._timeouts_due:
             tcp, tcpfin, udp = self._config.global_defs.lvs_timeouts
             self._timeouts_due = not await self._apply([d.SetTimeouts(tcp, tcpfin, udp)], "lvs_timeouts")
-        with no_gc_collections():
+        with burst():
             want = self._compute()
         if full:
             t0 = anyio.current_time()
@@ -261,12 +235,12 @@ class LvsSubsystem:
                 self._error(exc, "dump")
                 self._backoff(had_error)
                 return
-            with no_gc_collections():
+            with burst():
                 # what a pass would do if the kernel held what we believe: the rest is a repair
                 expected = d.diff(want.table, self.actual, *self._owned(want)) if self.counters.full_passes else []
             self.actual = dumped
             self.counters.full_passes += 1
-        with no_gc_collections():
+        with burst():
             owned_s, owned_d = self._owned(want)
             ops = d.diff(want.table, self.actual, owned_s, owned_d)
         if full and self.counters.full_passes > 1:
@@ -321,7 +295,7 @@ class LvsSubsystem:
         by_kind = self.counters.by_kind
         for kind, count in Counter(map(type, done)).items():  # (one dict update per kind, not per operation)
             by_kind[kind.__name__] = by_kind.get(kind.__name__, 0) + count
-        with no_gc_collections():
+        with burst():
             self.actual = self._after(done)
         if failed:
             self._full_due = True

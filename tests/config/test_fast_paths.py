@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from pyvrrpd import cli
+from pyvrrpd import cli, collector
 from pyvrrpd.config.build import host as host_mod
 from pyvrrpd.config import tokens
 from pyvrrpd.config import model as m
@@ -241,14 +241,13 @@ def test_load_leaves_the_collector_as_it_was(tmp_path, enabled):
 
 
 def test_load_keeps_what_the_caller_froze(tmp_path):
-    """A running daemon freezes what it keeps (gc.freeze()); a reload must not undo that."""
+    """A running daemon freezes what it keeps (collector.freeze()); a reload must not undo that."""
     path = tmp_path / "keepalived.conf"
     path.write_text(MIXED)
     kept = [[i] for i in range(1000)]  # tracked objects the "daemon" keeps
     was = gc.isenabled()
     gc.enable()
-    gc.collect()
-    gc.freeze()
+    collector.freeze()
     try:
         frozen = gc.get_freeze_count()
         assert frozen >= len(kept)
@@ -258,7 +257,7 @@ def test_load_keeps_what_the_caller_froze(tmp_path):
         assert frozen - 100 < gc.get_freeze_count() <= frozen
         assert gc.isenabled()
     finally:
-        gc.unfreeze()
+        collector.thaw()
         (gc.enable if was else gc.disable)()
 
 
@@ -285,8 +284,7 @@ def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
     results = []
     was = gc.isenabled()
     gc.enable()
-    gc.collect()
-    gc.freeze()
+    collector.freeze()
     try:
         frozen = gc.get_freeze_count()
         worker = threading.Thread(target=lambda: results.append(load(str(path), config_id="test",
@@ -298,7 +296,7 @@ def test_load_in_a_worker_thread_while_the_main_thread_runs(tmp_path):
         assert frozen - 100 < gc.get_freeze_count() <= frozen  # see test_load_keeps_what_the_caller_froze
         assert gc.isenabled()
     finally:
-        gc.unfreeze()
+        collector.thaw()
         (gc.enable if was else gc.disable)()
     (loaded,) = results
     here = load(str(path), config_id="test", host_checks=False)

@@ -414,20 +414,47 @@ async def test_tunnel_options_reach_the_destination(config):
         tg.cancel_scope.cancel()
 
 
-def test_no_gc_collections_restores_the_collector():
+def test_burst_restores_the_collector():
     import gc
 
-    from pyvrrpd.lvs.reconciler import no_gc_collections
+    from pyvrrpd.collector import burst
 
     assert gc.isenabled()
-    with pytest.raises(ValueError), no_gc_collections():
+    with pytest.raises(ValueError), burst():
         assert not gc.isenabled()
         raise ValueError
     assert gc.isenabled()
     gc.disable()
     try:
-        with no_gc_collections():
+        with burst():
             pass
         assert not gc.isenabled()  # left as it was
     finally:
         gc.enable()
+
+
+async def test_passes_do_not_count_the_frozen_objects(config, monkeypatch):
+    """gc.get_freeze_count() walks every frozen object (a few ms in a daemon): the passes (a full one every
+    10 s, one per health change) must not call it; three calls a pass held the event loop for most of
+    12.6 ms per full pass in bench/soak.py's daemon."""
+    import gc
+
+    from pyvrrpd import collector
+
+    def counted():
+        raise AssertionError("gc.get_freeze_count() called")
+
+    fake = FakeIpvs()
+    lvs = LvsSubsystem(config(PLAIN), port=fake, resync_interval=5)
+    collector.freeze()
+    monkeypatch.setattr(gc, "get_freeze_count", counted)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(lvs.run)
+            lvs.set_health(ID11, up=False)
+            await anyio.sleep(5.5)  # a health change's pass, then a full one
+            assert weights(fake) == {"203.0.113.12:80": 2}
+            assert lvs.counters.full_passes == 2
+            tg.cancel_scope.cancel()
+    finally:
+        collector.thaw()
